@@ -1,0 +1,156 @@
+"""Base classes of the named components that plugins register.
+
+A component is built once per run from its validated config by the factory its plugin
+registered. The engine's default stage hooks (``distilforge.plugins.dispatch``) call these
+methods; a plugin never has to subclass anything to implement a stage hook directly, but a
+component is the easy way to add a configurable teacher, student, method, scorer, filter or
+dataset.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+
+import numpy as np
+
+from distilforge.schemas import Completion, ComponentConfig, Evaluation, Record, RecordResult, TeacherRequest
+
+if TYPE_CHECKING:
+    from distilforge.engine.context import RunContext
+
+C = TypeVar("C", bound=ComponentConfig)
+
+
+class Verdict(NamedTuple):
+    """A filter's decision to reject one record."""
+
+    record_id: str
+    rejected_by: str
+    reason: str
+
+
+class Component(Generic[C]):
+    def __init__(self, config: C) -> None:
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        return self.config.type
+
+    def close(self) -> None:
+        """Release engines, threads and files. Called once when the run ends."""
+
+
+class Teacher(Component[C], ABC):
+    """A text generator. Start engines lazily: a run whose answers are all cached never starts one."""
+
+    @property
+    @abstractmethod
+    def model_id(self) -> str:
+        """Identifies the model in the teacher cache key (e.g. ``vllm:/path/to/model``)."""
+
+    @abstractmethod
+    def sample(self, requests: Sequence[TeacherRequest]) -> Iterator[Completion]:
+        """Yield ``request.sampling.n`` completions per request, in any order, as they finish."""
+
+
+@dataclass
+class Prediction:
+    label: str
+    logits: np.ndarray | None = None
+    confidence: float | None = None
+
+
+class Student(Component[C], ABC):
+    """A small model trained inside the loop. ``train`` always starts from the base weights."""
+
+    @abstractmethod
+    def train(self, records: Sequence[Record], seed: int) -> dict[str, float]:
+        """Train from the base weights on ``records``; return statistics."""
+
+    @abstractmethod
+    def predict(self, records: Sequence[Record]) -> list[Prediction]:
+        """Predict each record's target; ``logits`` when the student has them."""
+
+    @abstractmethod
+    def save(self, path: Path) -> None:
+        """Write a checkpoint into the directory ``path``."""
+
+    @abstractmethod
+    def load(self, path: Path) -> None:
+        """Read a checkpoint written by :meth:`save`."""
+
+    def is_correct(self, prediction: Prediction, record: Record) -> bool:
+        return prediction.label.strip() == record.target.strip()
+
+    def evaluate(self, records: Sequence[Record], split: str) -> Evaluation:
+        predictions = self.predict(records) if records else []
+        results = [
+            RecordResult(
+                record_id=r.id,
+                correct=self.is_correct(p, r),
+                prediction=p.label,
+                confidence=p.confidence,
+            )
+            for r, p in zip(records, predictions, strict=True)
+        ]
+        accuracy = sum(x.correct for x in results) / len(results) if results else 0.0
+        return Evaluation(split=split, results=results, metrics={"accuracy": accuracy, "n": float(len(results))})
+
+
+class Method(Component[C], ABC):
+    """The algorithm that drives the loop: how many rounds, what to ask, how to read the answers."""
+
+    @property
+    @abstractmethod
+    def rounds(self) -> int:
+        """Number of generation rounds; the loop trains and evaluates once more after the last."""
+
+    @abstractmethod
+    def select_failures(self, records: Sequence[Record], evaluation: Evaluation, ctx: RunContext) -> list[Record]:
+        ...
+
+    @abstractmethod
+    def build_prompts(self, failures: Sequence[Record], ctx: RunContext) -> list[TeacherRequest]:
+        ...
+
+    @abstractmethod
+    def parse_completion(self, completion: Completion, request: TeacherRequest, ctx: RunContext) -> list[Record] | str:
+        ...
+
+    def training_records(self, pool: Sequence[Record], ctx: RunContext) -> list[Record]:
+        """The records the student trains on this round; default: every accepted record."""
+        return list(pool)
+
+
+class Scorer(Component[C], ABC):
+    @abstractmethod
+    def score(self, records: Sequence[Record], ctx: RunContext) -> dict[str, dict[str, float]]:
+        """Return ``{record_id: {score_name: value}}``."""
+
+
+class Filter(Component[C], ABC):
+    @abstractmethod
+    def reject(self, records: Sequence[Record], ctx: RunContext) -> dict[str, str]:
+        """Return ``{record_id: reason}`` for each record this filter rejects."""
+
+
+@dataclass
+class DatasetSplits:
+    """What a dataset component loads: the seed (training) records and a held-out test split."""
+
+    seed: list[Record]
+    test: list[Record]
+    labels: list[str] | None = None
+    task: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Dataset(Component[C], ABC):
+    @abstractmethod
+    def load(self, seed: int) -> DatasetSplits:
+        ...

@@ -1,0 +1,183 @@
+"""Assemble, load and explain the run config.
+
+The run config model is built at start-up from :class:`RunSettings` plus one discriminated
+union per component kind, made of the config classes that installed plugins registered. So a
+YAML file is validated against exactly the plugins present, ``distilforge schema`` prints all of
+them, and every mistake is reported by field path with the wrong value and what is allowed,
+before any work starts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Union
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, create_model
+
+from distilforge.engine.errors import ConfigError
+from distilforge.engine.registry import Registry
+from distilforge.schemas import ComponentConfig, RunSettings, content_hash
+
+SINGLE_FIELDS = {"method": "method", "teacher": "teacher", "student": "student", "dataset": "dataset"}
+LIST_FIELDS = {"scorers": "scorer", "filters": "filter"}
+# Fields that do not change what a run produces: editing them does not block a resume.
+NON_SEMANTIC = {"name", "output_dir", "teacher_cache", "executor"}
+
+
+class RunConfig(RunSettings):
+    """Typed view of the dynamic config model (its component fields are unions at runtime)."""
+
+    method: ComponentConfig
+    teacher: ComponentConfig
+    student: ComponentConfig
+    dataset: ComponentConfig
+    scorers: list[ComponentConfig] = []
+    filters: list[ComponentConfig] = []
+
+
+def _union(registry: Registry, kind: str) -> Any:
+    classes = [registry.get(kind, name).config_cls for name in registry.names(kind)]
+    if not classes:
+        return ComponentConfig
+    if len(classes) == 1:
+        return classes[0]
+    return Annotated[Union[tuple(classes)], Field(discriminator="type")]  # noqa: UP007
+
+
+def build_config_model(registry: Registry) -> type[RunConfig]:
+    fields: dict[str, Any] = {}
+    for field_name, kind in SINGLE_FIELDS.items():
+        default: Any = ...
+        if kind == "teacher" and "vllm" in registry.names("teacher"):
+            default = Field(default_factory=lambda: registry.get("teacher", "vllm").config_cls())
+        fields[field_name] = (_union(registry, kind), default)
+    for field_name, kind in LIST_FIELDS.items():
+        fields[field_name] = (list[_union(registry, kind)], Field(default_factory=list))  # type: ignore[misc]
+    model = create_model("RunConfig", __base__=RunConfig, **fields)
+    return model
+
+
+def _resolve(registry: Registry, loc: tuple[Any, ...]) -> tuple[str, type[BaseModel] | None, str | None]:
+    """Turn a pydantic error location into a user path, the config class there and its kind."""
+    if not loc:
+        return "(top level)", RunConfig, None
+    head = str(loc[0])
+    kind = SINGLE_FIELDS.get(head) or LIST_FIELDS.get(head)
+    if kind is None:
+        return ".".join(str(x) for x in loc), None, None
+    path = head
+    rest = list(loc[1:])
+    if head in LIST_FIELDS and rest and isinstance(rest[0], int):
+        path += f"[{rest.pop(0)}]"
+    cls: type[BaseModel] | None = None
+    if rest and isinstance(rest[0], str) and rest[0] in registry.specs[kind]:
+        cls = registry.get(kind, rest.pop(0)).config_cls
+    for part in rest:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path, cls, kind
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def explain(error: ValidationError, registry: Registry) -> str:
+    lines = []
+    for err in error.errors():
+        loc = tuple(err["loc"])
+        path, cls, kind = _resolve(registry, loc)
+        kind_label = kind or "value"
+        etype = err["type"]
+        if etype == "extra_forbidden":
+            key = str(loc[-1])
+            allowed = sorted(cls.model_fields) if cls is not None else []
+            hint = difflib.get_close_matches(key, allowed, n=1)
+            msg = f"{path}: unknown key {key!r}"
+            if hint:
+                msg += f"; did you mean {hint[0]!r}?"
+            if allowed:
+                msg += f" Allowed keys here: {', '.join(allowed)}"
+        elif etype in ("union_tag_invalid", "union_tag_not_found"):
+            names = registry.names(kind) if kind else []
+            given = err.get("ctx", {}).get("tag")
+            if etype == "union_tag_not_found":
+                msg = f"{path}.type: missing; say which {kind_label} to use: one of {', '.join(names)}"
+            else:
+                hint = difflib.get_close_matches(str(given), names, n=1)
+                msg = f"{path}.type: {given!r} is not an installed {kind_label}; choose one of: {', '.join(names)}"
+                if hint:
+                    msg += f" (did you mean {hint[0]!r}?)"
+        elif etype == "missing":
+            msg = f"{path}: required, but missing"
+        else:
+            msg = f"{path}: got {_short(err.get('input'))}: {err['msg']}"
+        lines.append("  - " + msg)
+    count = len(lines)
+    return f"invalid config ({count} error{'s' if count > 1 else ''}):\n" + "\n".join(lines)
+
+
+def parse_config(data: Any, registry: Registry, model: type[RunConfig] | None = None) -> RunConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid config: the top level must be a mapping of keys, got {type(data).__name__}")
+    model = model or build_config_model(registry)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(explain(exc, registry)) from None
+
+
+def load_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+
+
+def load_config(path: Path, registry: Registry) -> RunConfig:
+    return parse_config(load_yaml(path), registry)
+
+
+def config_to_dict(config: BaseModel) -> dict[str, Any]:
+    return config.model_dump(mode="json")
+
+
+def fingerprint(config: BaseModel) -> str:
+    data = {k: v for k, v in config_to_dict(config).items() if k not in NON_SEMANTIC}
+    return content_hash(data, length=64)
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list) and value and all(isinstance(x, dict) for x in value):
+        out = {}
+        for i, item in enumerate(value):
+            out.update(_flatten(item, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
+def config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Human-readable changes between two config dicts, ignoring non-semantic fields."""
+    a = _flatten({k: v for k, v in old.items() if k not in NON_SEMANTIC})
+    b = _flatten({k: v for k, v in new.items() if k not in NON_SEMANTIC})
+    changes = []
+    for key in sorted(set(a) | set(b)):
+        if key not in b:
+            changes.append(f"{key}: {_short(a[key])} -> (removed)")
+        elif key not in a:
+            changes.append(f"{key}: (absent) -> {_short(b[key])}")
+        elif a[key] != b[key]:
+            changes.append(f"{key}: {_short(a[key])} -> {_short(b[key])}")
+    return changes

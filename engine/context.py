@@ -1,0 +1,55 @@
+"""The run context handed to every stage hook."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from distilforge.engine.components import Dataset, Filter, Method, Scorer, Student, Teacher
+from distilforge.engine.registry import Registry
+from distilforge.schemas import Record
+
+if TYPE_CHECKING:
+    from distilforge.engine.config import RunConfig
+
+
+@dataclass
+class RunContext:
+    """Everything a plugin may need: config, run directory, round, record pool, components.
+
+    ``state`` is a JSON-serialisable dict that a method may use to carry information from one
+    round to the next; the engine saves it with each committed round, so it survives a resume.
+    """
+
+    config: RunConfig
+    run_dir: Path
+    pm: pluggy.PluginManager
+    registry: Registry
+    teacher: Teacher[Any]
+    student: Student[Any]
+    method: Method[Any]
+    dataset: Dataset[Any]
+    scorers: list[Scorer[Any]] = field(default_factory=list)
+    filters: list[Filter[Any]] = field(default_factory=list)
+    round: int = 0
+    pool: list[Record] = field(default_factory=list)
+    test: list[Record] = field(default_factory=list)
+    labels: list[str] | None = None
+    task: str = ""
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    def round_dir(self, round_index: int | None = None) -> Path:
+        path = self.run_dir / "rounds" / str(self.round if round_index is None else round_index)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def close(self) -> None:
+        for component in (self.teacher, self.student, self.method, self.dataset, *self.scorers, *self.filters):
+            component.close()

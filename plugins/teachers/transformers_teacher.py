@@ -1,0 +1,1 @@
+"""Placeholder: filled in by the teacher-serving work (issue 3)."""

@@ -1,0 +1,35 @@
+"""Pydantic models shared by the engine and every plugin: records, completions, evaluations, config."""
+
+from distilforge.schemas.config import ComponentConfig, ExecutorConfig, RunSettings
+from distilforge.schemas.records import (
+    SCHEMA_VERSION,
+    ChatMessage,
+    Completion,
+    Evaluation,
+    Origin,
+    Provenance,
+    Record,
+    RecordResult,
+    Reject,
+    SamplingParams,
+    TeacherRequest,
+    content_hash,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ChatMessage",
+    "ComponentConfig",
+    "Completion",
+    "Evaluation",
+    "ExecutorConfig",
+    "Origin",
+    "Provenance",
+    "Record",
+    "RecordResult",
+    "Reject",
+    "RunSettings",
+    "SamplingParams",
+    "TeacherRequest",
+    "content_hash",
+]
