@@ -29,9 +29,9 @@ class RunContext:
     pm: pluggy.PluginManager
     registry: Registry
     teacher: Teacher[Any]
-    student: Student[Any]
-    method: Method[Any]
-    dataset: Dataset[Any]
+    student: Student[Any] = None  # type: ignore[assignment]  # absent only in `distilforge generate`
+    method: Method[Any] = None  # type: ignore[assignment]
+    dataset: Dataset[Any] = None  # type: ignore[assignment]
     scorers: list[Scorer[Any]] = field(default_factory=list)
     filters: list[Filter[Any]] = field(default_factory=list)
     round: int = 0
@@ -43,7 +43,7 @@ class RunContext:
 
     @property
     def seed(self) -> int:
-        return self.config.seed
+        return int(self.config.seed)
 
     def round_dir(self, round_index: int | None = None) -> Path:
         path = self.run_dir / "rounds" / str(self.round if round_index is None else round_index)
@@ -52,4 +52,5 @@ class RunContext:
 
     def close(self) -> None:
         for component in (self.teacher, self.student, self.method, self.dataset, *self.scorers, *self.filters):
-            component.close()
+            if component is not None:
+                component.close()

@@ -83,7 +83,10 @@ def teacher_sample(requests: Sequence[TeacherRequest], ctx: RunContext) -> Itera
     Called once per round (or per ``generate`` chunk) with every request not already in the
     teacher cache, so a backend can batch them all. Return an iterable of
     :class:`Completion` — ``request.sampling.n`` per request, ``sample_index`` 0..n-1 — and
-    yield them as they finish so the engine can cache each one at once. A request that fails
+    yield them as they finish so the engine can cache each one at once. When some samples of a
+    request are already cached, the engine asks only for the missing ones: ``n`` is their
+    count and ``request.meta["sample_indices"]`` lists their absolute indices (a deterministic
+    teacher can use them; ``sample_index`` in the answer stays 0..n-1). A request that fails
     for good yields a Completion with ``error`` set: it becomes a reject, never a lost prompt.
     """
 

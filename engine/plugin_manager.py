@@ -37,7 +37,6 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "distilforge.plugins.students.tfidf",
     "distilforge.plugins.datasets.builtin",
     "distilforge.plugins.methods.llm2llm",
-    "distilforge.plugins.filters.basic",
 )
 
 ALLOW_ENV = "DISTILFORGE_PLUGINS"

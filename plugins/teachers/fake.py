@@ -2,8 +2,8 @@
 
 Each answer is picked from ``responses`` by a hash of (prompt, sample index) and formatted
 with ``{hash}`` (8 hex chars of that hash), so the same request always gets the same answer
-and different requests get different ones. ``call_log`` appends one JSON line per served
-sample (fsync'd), which lets tests count exactly which requests reached the teacher.
+and different requests get different ones. ``call_log`` appends one JSON line per delivered
+sample (fsync'd), which lets tests count exactly which requests the teacher answered.
 """
 
 from __future__ import annotations
@@ -42,24 +42,31 @@ class FakeTeacher(Teacher[FakeTeacherConfig]):
 
     def sample(self, requests: Sequence[TeacherRequest]) -> Iterator[Completion]:
         for request in requests:
-            for index in range(request.sampling.n):
+            indices = request.meta.get("sample_indices") or range(request.sampling.n)
+            for position, index in enumerate(indices):
                 if self.config.delay_s:
                     time.sleep(self.config.delay_s)
                 text = self.answer(request, index)
-                if self.config.call_log is not None:
-                    with open(self.config.call_log, "a", encoding="utf-8") as log:
-                        log.write(json.dumps({"request_id": request.id, "sample_index": index}) + "\n")
-                        log.flush()
-                        os.fsync(log.fileno())
                 yield Completion(
                     request_id=request.id,
-                    sample_index=index,
+                    sample_index=position,
                     text=text,
                     finish_reason="stop",
                     prompt_tokens=len(json.dumps(request.prompt_payload()).split()),
                     completion_tokens=len(text.split()),
                     model=self.model_id,
                 )
+                # logged after the consumer took the completion (and cached it): the log lists
+                # exactly the samples that were delivered
+                self._log(request, index)
+
+    def _log(self, request: TeacherRequest, index: int) -> None:
+        if self.config.call_log is None:
+            return
+        with open(self.config.call_log, "a", encoding="utf-8") as log:
+            log.write(json.dumps({"request_id": request.id, "sample_index": index}) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
 
 
 @hookimpl

@@ -1,0 +1,165 @@
+"""The ``distilforge`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from distilforge.engine import __version__
+from distilforge.engine.errors import DistilforgeError
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from distilforge.engine.build import Engine
+
+    return Engine.load()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from distilforge.engine.runner import start_run
+
+    start_run(_engine(), Path(args.config), force=args.force)
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from distilforge.engine.runner import resume_run
+
+    resume_run(_engine(), Path(args.run_dir), config_path=Path(args.config) if args.config else None, force=args.force)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from distilforge.engine.config import load_yaml
+    from distilforge.engine.generate import generate, parse_settings
+
+    data = load_yaml(Path(args.config)) if args.config else {}
+    if not isinstance(data, dict):
+        raise DistilforgeError(f"{args.config}: the top level must be a mapping")
+    data.setdefault("teacher", {"type": args.teacher})
+    if args.model:
+        data["teacher"]["model"] = args.model
+    sampling = data.setdefault("sampling", {})
+    for key in ("temperature", "max_tokens", "n"):
+        value = getattr(args, key)
+        if value is not None:
+            sampling[key] = value
+    if args.chunk_size:
+        data["chunk_size"] = args.chunk_size
+    if args.cache:
+        data["teacher_cache"] = args.cache
+    engine = _engine()
+    summary = generate(engine, parse_settings(engine, data), Path(args.prompts), Path(args.output))
+    return 1 if summary.errors else 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from distilforge.engine.plugin_manager import describe_plugins
+
+    engine = _engine()
+    components = engine.registry.by_plugin()
+    rows = describe_plugins(engine.pm)
+    for row in rows:
+        row["components"] = components.get(row["name"], [])
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title="distilforge plugins")
+    for column in ("plugin", "version", "origin", "components", "hooks"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["version"], row["origin"], ", ".join(row["components"]), ", ".join(row["hooks"]))
+    Console().print(table)
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(_engine().config_model.model_json_schema(), indent=2))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from distilforge.engine.report import write_report
+
+    path = write_report(Path(args.run_dir))
+    print(path)
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from distilforge.engine.models import ensure_models
+
+    for name, path in ensure_models().items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="distilforge", description="A teacher LLM makes training data and knowledge for small students.")
+    parser.add_argument("--version", action="version", version=f"distilforge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run a config (resumes it if its run directory exists)")
+    p.add_argument("config")
+    p.add_argument("--force", action="store_true", help="continue an existing run even though the config changed")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("resume", help="resume an interrupted run")
+    p.add_argument("run_dir")
+    p.add_argument("--config", help="continue with this config instead of the stored one (needs --force if it differs)")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("generate", help="batch-generate completions for a JSONL file of prompts")
+    p.add_argument("prompts")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("-c", "--config", help="YAML with 'teacher', 'sampling', 'chunk_size', 'teacher_cache'")
+    p.add_argument("--teacher", default="vllm", help="teacher type when the config names none (default: vllm)")
+    p.add_argument("--model", help="teacher model (default: the embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--max-tokens", dest="max_tokens", type=int)
+    p.add_argument("--n", type=int)
+    p.add_argument("--chunk-size", dest="chunk_size", type=int)
+    p.add_argument("--cache", help="teacher cache file (default runs/teacher-cache.sqlite)")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("plugins", help="list plugins, their versions, components and hooks")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the run config (all installed plugins)")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("report", help="regenerate report.md and plots of a run")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("setup", help="prepare the embedded default models (converted once, cached)")
+    p.set_defaults(func=cmd_setup)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except DistilforgeError as exc:
+        Console(stderr=True).print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; `distilforge resume RUN_DIR` continues where it stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""The round loop: train -> evaluate -> select failures -> prompt -> sample -> parse -> score -> filter -> commit.
+
+Every stage's status is kept in the manifest and its output on disk, so a resumed run skips
+finished stages: the student checkpoint is reloaded instead of retrained, the evaluation and
+the chosen failures are read back, and teacher samples come from the cache. A round is
+committed in one step (see ``RunStore.commit``); an interrupted round is redone from its last
+finished stage without losing or duplicating a record and without paying again for a sample.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import Counter
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from distilforge.engine.console import make_console
+from distilforge.engine import hooks
+from distilforge.engine.context import RunContext
+from distilforge.engine.sampling import sample_with_cache
+from distilforge.engine.store import RunStore, TeacherCache
+from distilforge.engine.store.jsonl import JsonlAppender
+from distilforge.schemas import Completion, Evaluation, Provenance, Record, Reject, TeacherRequest
+
+
+class RoundLoop:
+    def __init__(self, ctx: RunContext, store: RunStore, cache: TeacherCache, console: Console | None = None) -> None:
+        self.ctx = ctx
+        self.store = store
+        self.cache = cache
+        self.console = console or make_console()
+        self.pm = ctx.pm
+
+    # ------------------------------------------------------------------ entry point
+    def run(self) -> list[dict[str, Any]]:
+        self._seed()
+        self.ctx.state = dict(self.store.manifest.get("state", {}))
+        total_rounds = self.ctx.method.rounds
+        for round_index in range(total_rounds + 1):
+            self.ctx.round = round_index
+            self.ctx.pool = self.store.load_records()
+            last = round_index == total_rounds
+            if self.store.stage_done(round_index, "generate") or (last and self.store.stage_done(round_index, "evaluate")):
+                continue
+            self._round(round_index, generate=not last)
+        self.store.set_status("completed")
+        return [self._metrics(r) for r in range(total_rounds + 1)]
+
+    # ------------------------------------------------------------------ stages
+    def _seed(self) -> None:
+        if self.store.manifest["seeded"]:
+            self.ctx.test = self.store.load_test()
+            self.ctx.labels = self.store.manifest.get("labels")
+            self.ctx.task = self.store.manifest.get("task", "")
+            return
+        splits = self.ctx.dataset.load(self.ctx.seed)
+        seeds = [r.model_copy(update={"origin": r.origin or "seed", "round": 0}) for r in splits.seed]
+        unique = list({r.id: r for r in seeds}.values())
+        test_file = self.store.test_path
+        test_file.unlink(missing_ok=True)
+        with JsonlAppender(test_file) as out:
+            out.write_many(r.model_dump(mode="json") for r in splits.test)
+        self.store.manifest.update({"labels": splits.labels, "task": splits.task})
+        self.store.commit(unique)
+        self.store.manifest["seeded"] = True
+        self.store.save_manifest()
+        self.ctx.test, self.ctx.labels, self.ctx.task = list(splits.test), splits.labels, splits.task
+
+    def _round(self, r: int, *, generate: bool) -> None:
+        ctx, store = self.ctx, self.store
+        metrics: dict[str, Any] = {"round": r, "train_size": len(ctx.pool)}
+        metrics.update(self._load_partial_metrics(r))
+        checkpoint = store.round_dir(r) / "student"
+
+        if store.stage_done(r, "train"):
+            ctx.student.load(checkpoint)
+        else:
+            started = time.perf_counter()
+            with self.console.status(f"round {r}: training the student on {len(ctx.pool)} records"):
+                stats = hooks.train_student(self.pm, ctx.student, ctx.method.training_records(ctx.pool, ctx), ctx)
+            metrics["train_stats"] = stats
+            metrics["train_seconds"] = round(time.perf_counter() - started, 2)
+            ctx.student.save(checkpoint)
+            self._save_partial_metrics(r, metrics)
+            store.mark(r, "train")
+            self._drop_old_checkpoints(r)
+
+        if store.stage_done(r, "evaluate"):
+            train_eval = Evaluation.model_validate(store.load_json(r, "evaluation_train.json"))
+        else:
+            with self.console.status(f"round {r}: evaluating the student"):
+                train_eval = hooks.evaluate_student(self.pm, ctx.student, ctx.pool, "train", ctx)
+                test_eval = hooks.evaluate_student(self.pm, ctx.student, ctx.test, "test", ctx)
+            store.save_json(r, "evaluation_train.json", train_eval.model_dump(mode="json"))
+            store.save_json(r, "evaluation_test.json", test_eval.model_dump(mode="json"))
+            metrics["train_metrics"] = train_eval.metrics
+            metrics["test_metrics"] = test_eval.metrics
+            self._save_partial_metrics(r, metrics)
+            store.mark(r, "evaluate")
+        if not generate:
+            store.save_json(r, "metrics.json", metrics)
+            return
+
+        by_id = {rec.id: rec for rec in ctx.pool}
+        if store.stage_done(r, "select"):
+            failures = [by_id[i] for i in store.load_json(r, "failures.json") if i in by_id]
+        else:
+            failures = hooks.select_failures(self.pm, ctx.pool, train_eval, ctx)
+            store.save_json(r, "failures.json", [f.id for f in failures])
+            store.mark(r, "select")
+        metrics["failures"] = len(failures)
+        metrics["failures_by_origin"] = dict(Counter(f.origin for f in failures))
+
+        self._generate(r, failures, metrics)
+
+    def _generate(self, r: int, failures: list[Record], metrics: dict[str, Any]) -> None:
+        ctx, store = self.ctx, self.store
+        requests = hooks.build_prompts(self.pm, failures, ctx) if failures else []
+        metrics["requests"] = len(requests)
+        with self._sampling_progress(r, sum(q.sampling.n for q in requests)) as on_completion:
+            completions, stats = sample_with_cache(ctx, requests, self.cache, on_completion)
+        metrics.update(stats.as_dict())
+
+        candidates, rejects = self._parse(r, requests, completions)
+        metrics["generated"] = len(candidates) + sum(1 for x in rejects if x.stage == "parse")
+        if candidates:
+            for record_id, scores in hooks.score_ood(self.pm, candidates, ctx).items():
+                for record in candidates:
+                    if record.id == record_id:
+                        record.scores.update(scores)
+            verdicts = hooks.filter_records(self.pm, candidates, ctx)
+            rejected: dict[str, tuple[str, str]] = {}
+            for verdict in verdicts:
+                rejected.setdefault(verdict.record_id, (verdict.rejected_by, verdict.reason))
+            accepted = []
+            for record in candidates:
+                if record.id in rejected:
+                    by, reason = rejected[record.id]
+                    flagged = record.model_copy(update={"rejected_by": by, "reject_reason": reason})
+                    rejects.append(Reject(round=r, stage="filter", reason=reason, rejected_by=by, record=flagged))
+                else:
+                    accepted.append(record)
+        else:
+            accepted = []
+        metrics["accepted"] = len(accepted)
+        metrics["rejected"] = dict(Counter(x.rejected_by for x in rejects))
+        ctx.state = dict(ctx.state)
+        store.commit(accepted, rejects, round_index=r, stage="generate", state=ctx.state)
+        store.save_json(r, "metrics.json", metrics)
+
+    def _parse(
+        self, r: int, requests: list[TeacherRequest], completions: dict[tuple[str, int], Completion]
+    ) -> tuple[list[Record], list[Reject]]:
+        ctx = self.ctx
+        known = {rec.id for rec in ctx.pool}
+        candidates: list[Record] = []
+        rejects: list[Reject] = []
+        by_request = {q.id: q for q in requests}
+        for (request_id, index), completion in sorted(completions.items()):
+            request = by_request[request_id]
+            base = {"round": r, "request_id": request_id, "sample_index": index}
+            if not completion.ok:
+                rejects.append(Reject(stage="sample", reason=str(completion.error), rejected_by="teacher", **base))
+                continue
+            parsed = hooks.parse_completion(self.pm, completion, request, ctx)
+            if isinstance(parsed, str):
+                rejects.append(Reject(stage="parse", reason=parsed, rejected_by=ctx.method.name, text=completion.text, **base))
+                continue
+            for record in parsed:
+                record = record.model_copy(
+                    update={
+                        "origin": "synthetic" if record.origin == "seed" else record.origin,
+                        "round": r,
+                        "parent_id": record.parent_id or request.meta.get("parent_id"),
+                        "provenance": record.provenance
+                        or Provenance(
+                            teacher=completion.model or ctx.teacher.model_id,
+                            prompt_hash=request.prompt_hash(),
+                            sampling=request.sampling.cache_fields(),
+                            sample_index=index,
+                        ),
+                        "meta": {**record.meta, "finish_reason": completion.finish_reason},
+                    }
+                )
+                if record.id in known:
+                    rejects.append(
+                        Reject(stage="filter", reason=f"same input and target as record {record.id}", rejected_by="engine:duplicate-id", record=record, **base)
+                    )
+                    continue
+                known.add(record.id)
+                candidates.append(record)
+        return candidates, rejects
+
+    # ------------------------------------------------------------------ helpers
+    def _sampling_progress(self, r: int, total: int) -> Any:
+        console = self.console
+
+        class _Progress:
+            def __enter__(self_inner) -> Any:
+                self_inner.progress = Progress(
+                    TextColumn(f"round {r}: teacher"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"),
+                    TimeElapsedColumn(),
+                    console=console,
+                    transient=True,
+                )
+                self_inner.progress.start()
+                self_inner.task = self_inner.progress.add_task("sample", total=total, rate="")
+                self_inner.started = time.perf_counter()
+                self_inner.tokens = 0
+                return self_inner.update
+
+            def update(self_inner, completion: Completion) -> None:
+                self_inner.tokens += completion.completion_tokens
+                elapsed = max(time.perf_counter() - self_inner.started, 1e-6)
+                self_inner.progress.update(self_inner.task, advance=1, rate=f"{self_inner.tokens / elapsed:.0f} tok/s")
+
+            def __exit__(self_inner, *exc: object) -> None:
+                self_inner.progress.stop()
+
+        return _Progress()
+
+    def _partial_path(self, r: int) -> Any:
+        return self.store.round_dir(r) / "metrics.partial.json"
+
+    def _load_partial_metrics(self, r: int) -> dict[str, Any]:
+        path = self._partial_path(r)
+        if path.exists():
+            loaded: dict[str, Any] = self.store.load_json(r, path.name)
+            return loaded
+        return {}
+
+    def _save_partial_metrics(self, r: int, metrics: dict[str, Any]) -> None:
+        self.store.save_json(r, self._partial_path(r).name, metrics)
+
+    def _drop_old_checkpoints(self, r: int) -> None:
+        for older in range(r):
+            shutil.rmtree(self.store.run_dir / "rounds" / str(older) / "student", ignore_errors=True)
+
+    def _metrics(self, r: int) -> dict[str, Any]:
+        path = self.store.round_dir(r) / "metrics.json"
+        return self.store.load_json(r, "metrics.json") if path.exists() else {"round": r}

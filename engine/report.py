@@ -1,0 +1,94 @@
+"""The run report: ``report.md`` with a per-round table and a PNG of accuracy per round."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from distilforge.engine.store.atomic import atomic_write_text
+
+
+def load_round_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    rounds_dir = Path(run_dir) / "rounds"
+    out = []
+    if rounds_dir.exists():
+        for path in sorted(rounds_dir.glob("*/metrics.json"), key=lambda p: int(p.parent.name)):
+            out.append(json.loads(path.read_text()))
+    return out
+
+
+def _acc(m: dict[str, Any], split: str) -> float | None:
+    value = (m.get(f"{split}_metrics") or {}).get("accuracy")
+    return None if value is None else float(value)
+
+
+def plot_accuracy(metrics: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    rounds = [m["round"] for m in metrics]
+    for split, style in (("test", "o-"), ("train", "s--")):
+        values = [_acc(m, split) for m in metrics]
+        if any(v is not None for v in values):
+            ax.plot(rounds, [float("nan") if v is None else v for v in values], style, label=f"{split} accuracy")
+    ax.set_xlabel("round (0 = seed data only)")
+    ax.set_ylabel("accuracy")
+    ax.set_xticks(rounds)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax2 = ax.twinx()
+    ax2.bar(rounds, [m.get("train_size", 0) for m in metrics], alpha=0.15, color="gray")
+    ax2.set_ylabel("training records", color="gray")
+    ax.set_zorder(ax2.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(run_dir: Path) -> Path:
+    run_dir = Path(run_dir)
+    metrics = load_round_metrics(run_dir)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    filters = sorted({name for m in metrics for name in (m.get("rejected") or {})})
+    lines = [
+        f"# distilforge run `{run_dir.name}`",
+        "",
+        f"status: **{manifest.get('status')}** · config fingerprint `{manifest.get('fingerprint', '')[:12]}` · "
+        f"distilforge {manifest.get('distilforge_version')}",
+        "",
+        "## Per round",
+        "",
+    ]
+    header = ["round", "train size", "train acc", "test acc", "failures", "requests", "generated", "accepted"]
+    header += [f"rejected: {f}" for f in filters] + ["cached samples", "new samples", "completion tokens"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "–"
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    for m in metrics:
+        rejected = m.get("rejected") or {}
+        row = [m.get("round"), m.get("train_size"), _acc(m, "train"), _acc(m, "test"), m.get("failures"), m.get("requests"), m.get("generated"), m.get("accepted")]
+        row += [rejected.get(f, 0) if "rejected" in m else None for f in filters]
+        row += [m.get("samples_cached"), m.get("samples_new"), m.get("completion_tokens")]
+        lines.append("| " + " | ".join(cell(v) for v in row) + " |")
+    if metrics:
+        plot_accuracy(metrics, run_dir / "accuracy.png")
+        lines += ["", "![accuracy per round](accuracy.png)", ""]
+    lines += [
+        "",
+        "Round 0 is the student trained on the seed data only; round r > 0 adds what rounds 0..r-1 generated.",
+        "Files: `records.jsonl` (accepted records), `rejects.jsonl` (every reject with its reason), `rounds/<r>/`.",
+        "",
+    ]
+    path = run_dir / "report.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path

@@ -1,0 +1,128 @@
+"""Start, resume and summarise runs (what ``distilforge run`` and ``resume`` do)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from distilforge.engine.console import make_console
+from distilforge.engine.build import Engine
+from distilforge.engine.config import RunConfig, config_diff, config_to_dict, fingerprint, load_yaml
+from distilforge.engine.errors import ResumeRefused
+from distilforge.engine.loop import RoundLoop
+from distilforge.engine.report import write_report
+from distilforge.engine.store import RunStore, TeacherCache, atomic_write_text
+
+
+def _execute(engine: Engine, config: RunConfig, store: RunStore, console: Console) -> list[dict[str, Any]]:
+    ctx = engine.context(config, store.run_dir)
+    cache = TeacherCache(engine.teacher_cache_path(config))
+    try:
+        metrics = RoundLoop(ctx, store, cache, console).run()
+        write_report(store.run_dir)
+    except BaseException:
+        if store.manifest:
+            store.set_status("interrupted")
+        raise
+    finally:
+        ctx.close()
+        cache.close()
+        store.close()
+    print_summary(metrics, console)
+    console.print(f"run directory: [bold]{store.run_dir}[/bold]  (report: {store.run_dir / 'report.md'})")
+    return metrics
+
+
+def _check_same(store: RunStore, config: RunConfig, force: bool) -> None:
+    if store.manifest.get("fingerprint") == fingerprint(config):
+        return
+    changes = config_diff(store.stored_config(), config_to_dict(config))
+    if not changes:
+        return
+    if not force:
+        listing = "\n".join(f"  - {c}" for c in changes)
+        raise ResumeRefused(
+            f"the config of {store.run_dir} has changed since the run started:\n{listing}\n"
+            "Resume with the original config, start a run under a new name, or pass --force to continue with the new config."
+        )
+
+
+def start_run(engine: Engine, config_path: Path, *, force: bool = False, console: Console | None = None) -> list[dict[str, Any]]:
+    console = console or make_console()
+    config = engine.parse(load_yaml(config_path))
+    run_dir = engine.run_dir(config)
+    store = RunStore(run_dir)
+    if RunStore.exists(run_dir):
+        store.open()
+        try:
+            _check_same(store, config, force)
+        except BaseException:
+            store.close()
+            raise
+        if store.manifest.get("status") == "completed":
+            console.print(f"{run_dir} is already complete; nothing to do (delete it or change 'name' to run again)")
+        else:
+            console.print(f"resuming {run_dir}")
+        _adopt(store, config)
+    else:
+        store.create(config_to_dict(config), fingerprint(config))
+    return _execute(engine, config, store, console)
+
+
+def resume_run(
+    engine: Engine, run_dir: Path, *, config_path: Path | None = None, force: bool = False, console: Console | None = None
+) -> list[dict[str, Any]]:
+    console = console or make_console()
+    store = RunStore(run_dir)
+    if not RunStore.exists(run_dir):
+        raise ResumeRefused(f"{run_dir} is not a distilforge run directory (no manifest.json)")
+    store.open()
+    try:
+        config = engine.parse(load_yaml(config_path) if config_path else store.stored_config())
+        _check_same(store, config, force)
+    except BaseException:
+        store.close()
+        raise
+    _adopt(store, config)
+    return _execute(engine, config, store, console)
+
+
+def _adopt(store: RunStore, config: RunConfig) -> None:
+    """Record the config a resumed run continues with (only differs under --force)."""
+    new_print = fingerprint(config)
+    if store.manifest.get("fingerprint") != new_print:
+        atomic_write_text(store.config_path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
+        store.manifest.setdefault("forced_changes", []).append(store.manifest["fingerprint"])
+        store.manifest["fingerprint"] = new_print
+    store.set_status("running")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "" if value is None else str(value)
+
+
+def print_summary(metrics: list[dict[str, Any]], console: Console) -> None:
+    table = Table(title="distilforge: per-round summary")
+    for column in ("round", "train size", "train acc", "test acc", "failures", "generated", "accepted", "rejected", "cached", "new samples"):
+        table.add_column(column, justify="right")
+    for m in metrics:
+        rejected = m.get("rejected") or {}
+        table.add_row(
+            _fmt(m.get("round")),
+            _fmt(m.get("train_size")),
+            _fmt((m.get("train_metrics") or {}).get("accuracy")),
+            _fmt((m.get("test_metrics") or {}).get("accuracy")),
+            _fmt(m.get("failures")),
+            _fmt(m.get("generated")),
+            _fmt(m.get("accepted")),
+            _fmt(sum(rejected.values()) if rejected else None),
+            _fmt(m.get("samples_cached")),
+            _fmt(m.get("samples_new")),
+        )
+    console.print(table)
