@@ -8,12 +8,11 @@ import os
 import sys
 from pathlib import Path
 
-from rich.console import Console
+from distilforge.engine import __version__
+from distilforge.engine.console import make_console
+from distilforge.engine.errors import DistilforgeError
 from rich.table import Table
 from rich.text import Text
-
-from distilforge.engine import __version__
-from distilforge.engine.errors import DistilforgeError
 
 
 def _engine():  # type: ignore[no-untyped-def]
@@ -76,7 +75,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         table.add_column(column)
     for row in rows:
         table.add_row(row["name"], row["version"], row["origin"], ", ".join(row["components"]), ", ".join(row["hooks"]))
-    Console().print(table)
+    make_console(stderr=False).print(table)
     return 0
 
 
@@ -102,7 +101,9 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="distilforge", description="A teacher LLM makes training data and knowledge for small students.")
+    parser = argparse.ArgumentParser(
+        prog="distilforge", description="A teacher LLM makes training data and knowledge for small students."
+    )
     parser.add_argument("--version", action="version", version=f"distilforge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except DistilforgeError as exc:
-        Console(stderr=True).print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
+        make_console().print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
         return 2
     except KeyboardInterrupt:
         print("interrupted; `distilforge resume RUN_DIR` continues where it stopped", file=sys.stderr)

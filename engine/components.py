@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
-
 from distilforge.schemas import Completion, ComponentConfig, Evaluation, Record, RecordResult, TeacherRequest
 
 if TYPE_CHECKING:
@@ -111,16 +110,15 @@ class Method(Component[C], ABC):
         """Number of generation rounds; the loop trains and evaluates once more after the last."""
 
     @abstractmethod
-    def select_failures(self, records: Sequence[Record], evaluation: Evaluation, ctx: RunContext) -> list[Record]:
-        ...
+    def select_failures(self, records: Sequence[Record], evaluation: Evaluation, ctx: RunContext) -> list[Record]: ...
 
     @abstractmethod
-    def build_prompts(self, failures: Sequence[Record], ctx: RunContext) -> list[TeacherRequest]:
-        ...
+    def build_prompts(self, failures: Sequence[Record], ctx: RunContext) -> list[TeacherRequest]: ...
 
     @abstractmethod
-    def parse_completion(self, completion: Completion, request: TeacherRequest, ctx: RunContext) -> list[Record] | str:
-        ...
+    def parse_completion(
+        self, completion: Completion, request: TeacherRequest, ctx: RunContext
+    ) -> list[Record] | str: ...
 
     def training_records(self, pool: Sequence[Record], ctx: RunContext) -> list[Record]:
         """The records the student trains on this round; default: every accepted record."""
@@ -152,5 +150,4 @@ class DatasetSplits:
 
 class Dataset(Component[C], ABC):
     @abstractmethod
-    def load(self, seed: int) -> DatasetSplits:
-        ...
+    def load(self, seed: int) -> DatasetSplits: ...

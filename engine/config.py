@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, create_model
-
 from distilforge.engine.errors import ConfigError
 from distilforge.engine.registry import Registry
 from distilforge.schemas import ComponentConfig, RunSettings, content_hash
+from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
 SINGLE_FIELDS = {"method": "method", "teacher": "teacher", "student": "student", "dataset": "dataset"}
 LIST_FIELDS = {"scorers": "scorer", "filters": "filter"}
@@ -41,10 +40,18 @@ class RunConfig(RunSettings):
 def _union(registry: Registry, kind: str) -> Any:
     classes = [registry.get(kind, name).config_cls for name in registry.names(kind)]
     if not classes:
-        return ComponentConfig
+        return _none_installed(kind)
     if len(classes) == 1:
         return classes[0]
     return Annotated[Union[tuple(classes)], Field(discriminator="type")]  # noqa: UP007
+
+
+def _none_installed(kind: str) -> type[ComponentConfig]:
+    def refuse(cls: type, data: Any) -> Any:
+        raise ValueError(f"no {kind} plugin is installed, so no {kind} can be configured here")
+
+    validators: dict[str, Any] = {"refuse": model_validator(mode="before")(refuse)}
+    return create_model(f"No{kind.title()}Installed", __base__=ComponentConfig, __validators__=validators)
 
 
 def build_config_model(registry: Registry) -> type[RunConfig]:
@@ -62,22 +69,33 @@ def build_config_model(registry: Registry) -> type[RunConfig]:
 
 def _resolve(registry: Registry, loc: tuple[Any, ...]) -> tuple[str, type[BaseModel] | None, str | None]:
     """Turn a pydantic error location into a user path, the config class there and its kind."""
-    if not loc:
-        return "(top level)", RunConfig, None
-    head = str(loc[0])
+    head = str(loc[0]) if loc else ""
     kind = SINGLE_FIELDS.get(head) or LIST_FIELDS.get(head)
     if kind is None:
-        return ".".join(str(x) for x in loc), None, None
+        return ".".join(str(x) for x in loc) or "(top level)", _walk(RunConfig, loc[:-1]), None
     path = head
     rest = list(loc[1:])
     if head in LIST_FIELDS and rest and isinstance(rest[0], int):
         path += f"[{rest.pop(0)}]"
     cls: type[BaseModel] | None = None
-    if rest and isinstance(rest[0], str) and rest[0] in registry.specs[kind]:
+    names = registry.names(kind)
+    if rest and isinstance(rest[0], str) and rest[0] in registry.specs[kind] and len(names) > 1:
         cls = registry.get(kind, rest.pop(0)).config_cls
+    elif len(names) == 1:  # a one-member union has no tag in the error location
+        cls = registry.get(kind, names[0]).config_cls
     for part in rest:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return path, cls, kind
+    return path, _walk(cls, tuple(rest[:-1])) if cls else None, kind
+
+
+def _walk(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """Follow nested pydantic models along ``loc``; None where the path leaves them."""
+    for part in loc:
+        if model is None or not isinstance(part, str) or part not in model.model_fields:
+            return None
+        annotation = model.model_fields[part].annotation
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return model
 
 
 def _short(value: Any) -> str:
@@ -111,6 +129,9 @@ def explain(error: ValidationError, registry: Registry) -> str:
                 msg = f"{path}.type: {given!r} is not an installed {kind_label}; choose one of: {', '.join(names)}"
                 if hint:
                     msg += f" (did you mean {hint[0]!r}?)"
+        elif etype == "literal_error":
+            expected = err.get("ctx", {}).get("expected", "")
+            msg = f"{path}: got {_short(err.get('input'))}; allowed: {expected}"
         elif etype == "missing":
             msg = f"{path}: required, but missing"
         else:

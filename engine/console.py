@@ -7,6 +7,7 @@ import sys
 from rich.console import Console
 
 
-def make_console() -> Console:
-    """A stderr console; when stderr is not a terminal (CI, logs) use 130 columns, not rich's 80."""
-    return Console(stderr=True, width=None if sys.stderr.isatty() else 130)
+def make_console(stderr: bool = True) -> Console:
+    """A rich console; when it is not a terminal (CI, logs) use 150 columns, not rich's 80."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 150)

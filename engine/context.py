@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pluggy
-
 from distilforge.engine.components import Dataset, Filter, Method, Scorer, Student, Teacher
 from distilforge.engine.registry import Registry
 from distilforge.schemas import Record
@@ -29,9 +28,10 @@ class RunContext:
     pm: pluggy.PluginManager
     registry: Registry
     teacher: Teacher[Any]
-    student: Student[Any] = None  # type: ignore[assignment]  # absent only in `distilforge generate`
-    method: Method[Any] = None  # type: ignore[assignment]
-    dataset: Dataset[Any] = None  # type: ignore[assignment]
+    # absent only in `distilforge generate`, which needs a teacher and nothing else
+    student: Student[Any] = None
+    method: Method[Any] = None
+    dataset: Dataset[Any] = None
     scorers: list[Scorer[Any]] = field(default_factory=list)
     filters: list[Filter[Any]] = field(default_factory=list)
     round: int = 0

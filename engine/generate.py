@@ -18,19 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-from distilforge.engine.console import make_console
 from distilforge.engine.build import Engine
 from distilforge.engine.config import explain
+from distilforge.engine.console import make_console
 from distilforge.engine.context import RunContext
 from distilforge.engine.errors import ConfigError
 from distilforge.engine.sampling import sample_with_cache
 from distilforge.engine.store import JsonlAppender, TeacherCache, read_jsonl
 from distilforge.schemas import ComponentConfig, SamplingParams, TeacherRequest
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 
 class GenerateSettings(BaseModel):
@@ -60,7 +59,7 @@ def parse_settings(engine: Engine, data: dict[str, Any]) -> GenerateSettings:
     from pydantic import ValidationError
 
     teacher_union = engine.config_model.model_fields["teacher"].annotation
-    model = type("GenerateConfig", (GenerateSettings,), {"__annotations__": {"teacher": teacher_union}})
+    model: type[GenerateSettings] = create_model("GenerateConfig", __base__=GenerateSettings, teacher=(teacher_union, ...))
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -98,7 +97,11 @@ def generate(
     teacher = engine.registry.build("teacher", settings.teacher)
     ctx = RunContext(config=settings, run_dir=out_path.parent, pm=engine.pm, registry=engine.registry, teacher=teacher)
     cache = TeacherCache(settings.teacher_cache)
-    rejects_path = out_path.with_suffix(out_path.suffix + ".rejects.jsonl") if out_path.suffix else Path(f"{out_path}.rejects.jsonl")
+    rejects_path = (
+        out_path.with_suffix(out_path.suffix + ".rejects.jsonl")
+        if out_path.suffix
+        else Path(f"{out_path}.rejects.jsonl")
+    )
 
     def pending() -> Iterator[TeacherRequest]:
         for line_no, line in enumerate(read_jsonl(prompts_path)):
@@ -123,7 +126,8 @@ def generate(
             stream = pending()
             while chunk := list(itertools.islice(stream, settings.chunk_size)):
                 results, stats = sample_with_cache(ctx, chunk, cache)
-                rows, errors = [], []
+                rows: list[dict[str, Any]] = []
+                errors: list[dict[str, Any]] = []
                 for request in chunk:
                     # a crash mid-write can leave some samples of a prompt on disk: write the rest
                     for index in range(finished.get(request.id, 0), request.sampling.n):
@@ -140,7 +144,9 @@ def generate(
                         }
                         if c.logprobs is not None:
                             row["logprobs"] = [lp.model_dump() for lp in c.logprobs]
-                        (rows if c.ok else errors).append(row if c.ok else {"id": request.id, "sample_index": index, "reason": c.error})
+                        (rows if c.ok else errors).append(
+                            row if c.ok else {"id": request.id, "sample_index": index, "reason": c.error}
+                        )
                 out.write_many(rows)
                 rejects.write_many(errors)
                 summary.prompts += len(chunk)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import pluggy
-
 from distilforge.engine.components import Student, Verdict
 from distilforge.engine.context import RunContext
 from distilforge.engine.errors import DistilforgeError
@@ -21,13 +20,17 @@ def _answered(hook: str, value: object) -> None:
         raise DistilforgeError(f"no plugin answered hook {hook!r}; is the component that handles it installed?")
 
 
-def teacher_sample(pm: pluggy.PluginManager, requests: Sequence[TeacherRequest], ctx: RunContext) -> Iterable[Completion]:
+def teacher_sample(
+    pm: pluggy.PluginManager, requests: Sequence[TeacherRequest], ctx: RunContext
+) -> Iterable[Completion]:
     result = pm.hook.teacher_sample(requests=requests, ctx=ctx)
     _answered("teacher_sample", result)
-    return result  # type: ignore[no-any-return]
+    return result
 
 
-def select_failures(pm: pluggy.PluginManager, records: Sequence[Record], evaluation: Evaluation, ctx: RunContext) -> list[Record]:
+def select_failures(
+    pm: pluggy.PluginManager, records: Sequence[Record], evaluation: Evaluation, ctx: RunContext
+) -> list[Record]:
     result = pm.hook.select_failures(records=records, evaluation=evaluation, ctx=ctx)
     _answered("select_failures", result)
     return list(result)
@@ -39,21 +42,29 @@ def build_prompts(pm: pluggy.PluginManager, failures: Sequence[Record], ctx: Run
     return list(result)
 
 
-def parse_completion(pm: pluggy.PluginManager, completion: Completion, request: TeacherRequest, ctx: RunContext) -> list[Record] | str:
+def parse_completion(
+    pm: pluggy.PluginManager, completion: Completion, request: TeacherRequest, ctx: RunContext
+) -> list[Record] | str:
     result = pm.hook.parse_completion(completion=completion, request=request, ctx=ctx)
     _answered("parse_completion", result)
     return result if isinstance(result, str) else list(result)
 
 
-def train_student(pm: pluggy.PluginManager, student: Student, records: Sequence[Record], ctx: RunContext) -> dict[str, float]:
+def train_student(
+    pm: pluggy.PluginManager, student: Student, records: Sequence[Record], ctx: RunContext
+) -> dict[str, float]:
     result = pm.hook.train_student(student=student, records=records, ctx=ctx)
     _answered("train_student", result)
     return dict(result)
 
 
-def evaluate_student(pm: pluggy.PluginManager, student: Student, records: Sequence[Record], split: str, ctx: RunContext) -> Evaluation:
+def evaluate_student(
+    pm: pluggy.PluginManager, student: Student, records: Sequence[Record], split: str, ctx: RunContext
+) -> Evaluation:
     """Per-record results from the first answer that has them; metrics merged from all answers."""
-    answers: list[Evaluation] = [a for a in pm.hook.evaluate_student(student=student, records=records, split=split, ctx=ctx) if a]
+    answers: list[Evaluation] = [
+        a for a in pm.hook.evaluate_student(student=student, records=records, split=split, ctx=ctx) if a
+    ]
     _answered("evaluate_student", answers or None)
     # pluggy returns the last-registered (and tryfirst) implementations first; the engine's
     # default is trylast, so a plugin's per-record results take precedence over the default.

@@ -92,9 +92,7 @@ def teacher_sample(requests: Sequence[TeacherRequest], ctx: RunContext) -> Itera
 
 
 @hookspec(firstresult=True)
-def select_failures(
-    records: Sequence[Record], evaluation: Evaluation, ctx: RunContext
-) -> list[Record] | None:
+def select_failures(records: Sequence[Record], evaluation: Evaluation, ctx: RunContext) -> list[Record] | None:
     """Choose the records the teacher should learn from this round (the method decides).
 
     ``records`` is the student's current training pool, ``evaluation`` its per-record results
@@ -120,9 +118,7 @@ def filter_records(records: Sequence[Record], ctx: RunContext) -> list[Verdict] 
 
 
 @hookspec
-def evaluate_student(
-    student: Student, records: Sequence[Record], split: str, ctx: RunContext
-) -> Evaluation | None:
+def evaluate_student(student: Student, records: Sequence[Record], split: str, ctx: RunContext) -> Evaluation | None:
     """Evaluate the student on ``records`` of ``split`` ("train", "test", ...).
 
     Every implementation is called; the engine keeps the per-record results of the first
@@ -144,9 +140,7 @@ def build_prompts(failures: Sequence[Record], ctx: RunContext) -> list[TeacherRe
 
 
 @hookspec(firstresult=True)
-def parse_completion(
-    completion: Completion, request: TeacherRequest, ctx: RunContext
-) -> list[Record] | str | None:
+def parse_completion(completion: Completion, request: TeacherRequest, ctx: RunContext) -> list[Record] | str | None:
     """Turn one completion into records, or return a string: the reason it was rejected.
 
     Teacher text is data: parse it, never evaluate it.

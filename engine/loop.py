@@ -14,16 +14,15 @@ import time
 from collections import Counter
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-from distilforge.engine.console import make_console
 from distilforge.engine import hooks
+from distilforge.engine.console import make_console
 from distilforge.engine.context import RunContext
 from distilforge.engine.sampling import sample_with_cache
 from distilforge.engine.store import RunStore, TeacherCache
 from distilforge.engine.store.jsonl import JsonlAppender
 from distilforge.schemas import Completion, Evaluation, Provenance, Record, Reject, TeacherRequest
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
 class RoundLoop:
@@ -43,7 +42,9 @@ class RoundLoop:
             self.ctx.round = round_index
             self.ctx.pool = self.store.load_records()
             last = round_index == total_rounds
-            if self.store.stage_done(round_index, "generate") or (last and self.store.stage_done(round_index, "evaluate")):
+            if self.store.stage_done(round_index, "generate") or (
+                last and self.store.stage_done(round_index, "evaluate")
+            ):
                 continue
             self._round(round_index, generate=not last)
         self.store.set_status("completed")
@@ -167,7 +168,9 @@ class RoundLoop:
                 continue
             parsed = hooks.parse_completion(self.pm, completion, request, ctx)
             if isinstance(parsed, str):
-                rejects.append(Reject(stage="parse", reason=parsed, rejected_by=ctx.method.name, text=completion.text, **base))
+                rejects.append(
+                    Reject(stage="parse", reason=parsed, rejected_by=ctx.method.name, text=completion.text, **base)
+                )
                 continue
             for record in parsed:
                 record = record.model_copy(
@@ -187,7 +190,13 @@ class RoundLoop:
                 )
                 if record.id in known:
                     rejects.append(
-                        Reject(stage="filter", reason=f"same input and target as record {record.id}", rejected_by="engine:duplicate-id", record=record, **base)
+                        Reject(
+                            stage="filter",
+                            reason=f"same input and target as record {record.id}",
+                            rejected_by="engine:duplicate-id",
+                            record=record,
+                            **base,
+                        )
                     )
                     continue
                 known.add(record.id)

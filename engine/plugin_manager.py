@@ -18,11 +18,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pluggy
-
 from distilforge.engine import hookspecs
 from distilforge.engine.errors import PluginError
 
@@ -84,18 +83,20 @@ def _install_error_wrappers(pm: pluggy.PluginManager) -> None:
         for impl in caller.get_hookimpls():
             if not getattr(impl.function, "__distilforge_wrapped__", False):
                 impl.function = _wrap_errors(impl.plugin_name, hook_name, impl.function)
-                impl.function.__distilforge_wrapped__ = True  # type: ignore[attr-defined]
+                impl.function.__distilforge_wrapped__ = True
 
 
 def _enable_tracing(pm: pluggy.PluginManager) -> None:
     starts: list[float] = []
 
-    def before(hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+    def before(hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         starts.append(time.perf_counter())
-        shown = {k: (f"<{len(v)} items>" if isinstance(v, list | tuple) else type(v).__name__) for k, v in kwargs.items()}
+        shown = {
+            k: (f"<{len(v)} items>" if isinstance(v, list | tuple) else type(v).__name__) for k, v in kwargs.items()
+        }
         print(f"[hook] {hook_name}({shown}) -> {[i.plugin_name for i in impls]}", file=sys.stderr)
 
-    def after(outcome: Any, hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+    def after(outcome: Any, hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         elapsed = time.perf_counter() - starts.pop()
         status = "raised" if outcome.exception is not None else "ok"
         print(f"[hook] {hook_name} {status} in {elapsed * 1000:.1f} ms", file=sys.stderr)
@@ -103,7 +104,9 @@ def _enable_tracing(pm: pluggy.PluginManager) -> None:
     pm.add_hookcall_monitoring(before, after)
 
 
-def build_plugin_manager(extra_plugins: list[object] | None = None, *, load_entrypoints: bool = True) -> pluggy.PluginManager:
+def build_plugin_manager(
+    extra_plugins: list[object] | None = None, *, load_entrypoints: bool = True
+) -> pluggy.PluginManager:
     """The plugin manager for one process: hookspecs, built-ins, entry points, extras."""
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
@@ -117,7 +120,7 @@ def build_plugin_manager(extra_plugins: list[object] | None = None, *, load_entr
             for name in sorted(allowed):
                 pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME, name=name)
     for plugin in extra_plugins or []:
-        pm.register(plugin)
+        pm.register(plugin, name=getattr(plugin, "__name__", None) or type(plugin).__name__)
     pm.check_pending()
     _install_error_wrappers(pm)
     if os.environ.get(TRACE_ENV, "") not in ("", "0"):

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
-
 from distilforge.engine.errors import PluginError
 from distilforge.schemas import ComponentConfig
 
@@ -50,13 +49,14 @@ class Registry:
 
 
 def _type_name(plugin: str, kind: str, config_cls: type) -> str:
-    if not (isinstance(config_cls, type) and issubclass(config_cls, ComponentConfig)):
+    if not isinstance(config_cls, type) or not issubclass(config_cls, ComponentConfig):
         raise TypeError(f"plugin {plugin!r} registered a {kind} whose config is not a ComponentConfig subclass")
-    annotation = config_cls.model_fields["type"].annotation
+    annotation = typing.cast(type[ComponentConfig], config_cls).model_fields["type"].annotation
     args = typing.get_args(annotation)
     if typing.get_origin(annotation) is not typing.Literal or len(args) != 1:
         raise TypeError(
-            f"plugin {plugin!r}: {config_cls.__name__}.type must be a Literal of one name, e.g. type: Literal['my-{kind}']"
+            f"plugin {plugin!r}: {config_cls.__name__}.type must be a Literal of one name,"
+            f" e.g. type: Literal['my-{kind}']"
         )
     return str(args[0])
 
@@ -68,12 +68,16 @@ def collect_registry(pm: pluggy.PluginManager) -> Registry:
         caller = getattr(pm.hook, f"register_{kind}s")
         for impl in caller.get_hookimpls():
 
-            def register(config_cls: type, factory: Callable[[Any], Any], *, _kind: str = kind, _plugin: str = impl.plugin_name) -> None:
+            def register(
+                config_cls: type, factory: Callable[[Any], Any], *, _kind: str = kind, _plugin: str = impl.plugin_name
+            ) -> None:
                 name = _type_name(_plugin, _kind, config_cls)
                 existing = registry.specs[_kind].get(name)
                 if existing is not None:
                     raise PluginError(
-                        _plugin, f"register_{_kind}s", ValueError(f"{_kind} {name!r} is already registered by {existing.plugin!r}")
+                        _plugin,
+                        f"register_{_kind}s",
+                        ValueError(f"{_kind} {name!r} is already registered by {existing.plugin!r}"),
                     )
                 registry.specs[_kind][name] = ComponentSpec(_kind, name, config_cls, factory, _plugin)
 

@@ -76,7 +76,16 @@ def write_report(run_dir: Path) -> Path:
 
     for m in metrics:
         rejected = m.get("rejected") or {}
-        row = [m.get("round"), m.get("train_size"), _acc(m, "train"), _acc(m, "test"), m.get("failures"), m.get("requests"), m.get("generated"), m.get("accepted")]
+        row = [
+            m.get("round"),
+            m.get("train_size"),
+            _acc(m, "train"),
+            _acc(m, "test"),
+            m.get("failures"),
+            m.get("requests"),
+            m.get("generated"),
+            m.get("accepted"),
+        ]
         row += [rejected.get(f, 0) if "rejected" in m else None for f in filters]
         row += [m.get("samples_cached"), m.get("samples_new"), m.get("completion_tokens")]
         lines.append("| " + " | ".join(cell(v) for v in row) + " |")

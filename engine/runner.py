@@ -6,16 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from rich.console import Console
-from rich.table import Table
-
-from distilforge.engine.console import make_console
 from distilforge.engine.build import Engine
 from distilforge.engine.config import RunConfig, config_diff, config_to_dict, fingerprint, load_yaml
+from distilforge.engine.console import make_console
 from distilforge.engine.errors import ResumeRefused
 from distilforge.engine.loop import RoundLoop
 from distilforge.engine.report import write_report
 from distilforge.engine.store import RunStore, TeacherCache, atomic_write_text
+from rich.console import Console
+from rich.table import Table
 
 
 def _execute(engine: Engine, config: RunConfig, store: RunStore, console: Console) -> list[dict[str, Any]]:
@@ -47,11 +46,14 @@ def _check_same(store: RunStore, config: RunConfig, force: bool) -> None:
         listing = "\n".join(f"  - {c}" for c in changes)
         raise ResumeRefused(
             f"the config of {store.run_dir} has changed since the run started:\n{listing}\n"
-            "Resume with the original config, start a run under a new name, or pass --force to continue with the new config."
+            "Resume with the original config, start a run under a new name,"
+            " or pass --force to continue with the new config."
         )
 
 
-def start_run(engine: Engine, config_path: Path, *, force: bool = False, console: Console | None = None) -> list[dict[str, Any]]:
+def start_run(
+    engine: Engine, config_path: Path, *, force: bool = False, console: Console | None = None
+) -> list[dict[str, Any]]:
     console = console or make_console()
     config = engine.parse(load_yaml(config_path))
     run_dir = engine.run_dir(config)
@@ -74,7 +76,12 @@ def start_run(engine: Engine, config_path: Path, *, force: bool = False, console
 
 
 def resume_run(
-    engine: Engine, run_dir: Path, *, config_path: Path | None = None, force: bool = False, console: Console | None = None
+    engine: Engine,
+    run_dir: Path,
+    *,
+    config_path: Path | None = None,
+    force: bool = False,
+    console: Console | None = None,
 ) -> list[dict[str, Any]]:
     console = console or make_console()
     store = RunStore(run_dir)
@@ -109,7 +116,18 @@ def _fmt(value: Any) -> str:
 
 def print_summary(metrics: list[dict[str, Any]], console: Console) -> None:
     table = Table(title="distilforge: per-round summary")
-    for column in ("round", "train size", "train acc", "test acc", "failures", "generated", "accepted", "rejected", "cached", "new samples"):
+    for column in (
+        "round",
+        "train size",
+        "train acc",
+        "test acc",
+        "failures",
+        "generated",
+        "accepted",
+        "rejected",
+        "cached",
+        "new samples",
+    ):
         table.add_column(column, justify="right")
     for m in metrics:
         rejected = m.get("rejected") or {}

@@ -103,7 +103,12 @@ def sample_with_cache(
 
     for key in keys:
         if key not in results:
-            results[key] = Completion(request_id=key[0], sample_index=key[1], error="the teacher returned no completion for this sample", model=model_id)
+            results[key] = Completion(
+                request_id=key[0],
+                sample_index=key[1],
+                error="the teacher returned no completion for this sample",
+                model=model_id,
+            )
     for completion in results.values():
         if not completion.ok:
             stats.errors += 1

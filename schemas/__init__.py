@@ -19,8 +19,8 @@ from distilforge.schemas.records import (
 __all__ = [
     "SCHEMA_VERSION",
     "ChatMessage",
-    "ComponentConfig",
     "Completion",
+    "ComponentConfig",
     "Evaluation",
     "ExecutorConfig",
     "Origin",

@@ -5,10 +5,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import plugin_majority  # noqa: E402
-
-from distilforge.engine.build import Engine  # noqa: E402
-from distilforge.engine.runner import resume_run, start_run  # noqa: E402
+import plugin_majority
+from distilforge.engine.build import Engine
+from distilforge.engine.runner import resume_run, start_run
 
 if __name__ == "__main__":
     engine = Engine.load(extra_plugins=[plugin_majority])

@@ -31,7 +31,9 @@ def test_sigkill_mid_round_resumes_exactly(tmp_path: Path, kill_after: int) -> N
     cfg = loop_config(tmp_path, name="crash", teacher={"delay_s": 0.05})
     path = write_config(tmp_path / "crash.yaml", cfg)
     log = tmp_path / "crash-calls.jsonl"
-    proc = subprocess.Popen([sys.executable, str(DRIVER), "run", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(DRIVER), "run", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     while len(read_lines(log)) < kill_after and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)

@@ -39,7 +39,9 @@ class TeacherCache:
         self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, model TEXT, body TEXT NOT NULL)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, model TEXT, body TEXT NOT NULL)"
+        )
         self._db.commit()
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Completion]:

@@ -15,7 +15,6 @@ from types import TracebackType
 from typing import Any
 
 import jsonlines
-
 from distilforge.engine.store.atomic import atomic_write_bytes
 
 
@@ -80,5 +79,7 @@ class JsonlAppender:
     def __enter__(self) -> JsonlAppender:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

@@ -10,12 +10,11 @@ import random
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
-
 from distilforge.engine.components import Dataset, DatasetSplits
 from distilforge.engine.errors import DistilforgeError
 from distilforge.engine.hookspecs import Register, hookimpl
 from distilforge.schemas import ComponentConfig, Record
+from pydantic import Field, field_validator
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
@@ -110,7 +109,11 @@ class RottenTomatoes(Dataset[RottenTomatoesConfig]):
             test += [Record(input=t, target=label, origin="real") for t in texts[:take]]
             rest[label] = texts[take:]
         seed_rng = random.Random(seed)
-        seeds = [Record(input=t, target=label, origin="seed") for label, texts in rest.items() for t in seed_rng.sample(texts, c.seed_per_class)]
+        seeds = [
+            Record(input=t, target=label, origin="seed")
+            for label, texts in rest.items()
+            for t in seed_rng.sample(texts, c.seed_per_class)
+        ]
         return DatasetSplits(seed=seeds, test=test, labels=sorted(by_label), task=self.TASK)
 
 

