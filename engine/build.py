@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pluggy
+
 from distilforge.engine.config import RunConfig, build_config_model, parse_config
 from distilforge.engine.context import RunContext
 from distilforge.engine.plugin_manager import build_plugin_manager

@@ -8,11 +8,12 @@ import os
 import sys
 from pathlib import Path
 
+from rich.table import Table
+from rich.text import Text
+
 from distilforge.engine import __version__
 from distilforge.engine.console import make_console
 from distilforge.engine.errors import DistilforgeError
-from rich.table import Table
-from rich.text import Text
 
 
 def _engine():  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
+
 from distilforge.schemas import Completion, ComponentConfig, Evaluation, Record, RecordResult, TeacherRequest
 
 if TYPE_CHECKING:

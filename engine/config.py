@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 import yaml
+from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
+
 from distilforge.engine.errors import ConfigError
 from distilforge.engine.registry import Registry
 from distilforge.schemas import ComponentConfig, RunSettings, content_hash
-from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
 SINGLE_FIELDS = {"method": "method", "teacher": "teacher", "student": "student", "dataset": "dataset"}
 LIST_FIELDS = {"scorers": "scorer", "filters": "filter"}

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pluggy
+
 from distilforge.engine.components import Dataset, Filter, Method, Scorer, Student, Teacher
 from distilforge.engine.registry import Registry
 from distilforge.schemas import Record

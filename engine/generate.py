@@ -18,6 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
 from distilforge.engine.build import Engine
 from distilforge.engine.config import explain
 from distilforge.engine.console import make_console
@@ -26,10 +31,6 @@ from distilforge.engine.errors import ConfigError
 from distilforge.engine.sampling import sample_with_cache
 from distilforge.engine.store import JsonlAppender, TeacherCache, read_jsonl
 from distilforge.schemas import ComponentConfig, SamplingParams, TeacherRequest
-from pydantic import BaseModel, ConfigDict, Field, create_model
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 
 class GenerateSettings(BaseModel):
@@ -59,7 +60,9 @@ def parse_settings(engine: Engine, data: dict[str, Any]) -> GenerateSettings:
     from pydantic import ValidationError
 
     teacher_union = engine.config_model.model_fields["teacher"].annotation
-    model: type[GenerateSettings] = create_model("GenerateConfig", __base__=GenerateSettings, teacher=(teacher_union, ...))
+    model: type[GenerateSettings] = create_model(
+        "GenerateConfig", __base__=GenerateSettings, teacher=(teacher_union, ...)
+    )
     try:
         return model.model_validate(data)
     except ValidationError as exc:

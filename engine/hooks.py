@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import pluggy
+
 from distilforge.engine.components import Student, Verdict
 from distilforge.engine.context import RunContext
 from distilforge.engine.errors import DistilforgeError

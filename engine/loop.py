@@ -14,6 +14,9 @@ import time
 from collections import Counter
 from typing import Any
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
 from distilforge.engine import hooks
 from distilforge.engine.console import make_console
 from distilforge.engine.context import RunContext
@@ -21,8 +24,6 @@ from distilforge.engine.sampling import sample_with_cache
 from distilforge.engine.store import RunStore, TeacherCache
 from distilforge.engine.store.jsonl import JsonlAppender
 from distilforge.schemas import Completion, Evaluation, Provenance, Record, Reject, TeacherRequest
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
 class RoundLoop:

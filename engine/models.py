@@ -45,7 +45,7 @@ CHATML_TEMPLATE = (
 _ROUND_TRIP_TEXTS = (
     "Hello world! The movie was great.",
     "  Two spaces, a tab\tand a newline\nthen more text.",
-    "Numbers 12345 and symbols {\"a\": [1, 2]} <tag> café ünïcode 東京",
+    'Numbers 12345 and symbols {"a": [1, 2]} <tag> café ünïcode 東京',
 )
 
 
@@ -189,9 +189,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
         config_dict.pop(key, None)
     clean_config = type(config).from_dict(config_dict)
     model = AutoModelForCausalLM.from_config(clean_config, dtype=torch.float32)
-    loaded = load_gguf_checkpoint(
-        str(gguf_path), return_tensors=True, model_to_load=model, torch_dtype=torch.float32
-    )
+    loaded = load_gguf_checkpoint(str(gguf_path), return_tensors=True, model_to_load=model, torch_dtype=torch.float32)
     state = {key: torch.as_tensor(value) for key, value in loaded["tensors"].items()}
     result = model.load_state_dict(state, strict=False)
     tied = {"lm_head.weight"} if getattr(clean_config, "tie_word_embeddings", False) else set()
@@ -272,16 +270,10 @@ def verify_model_dir(path: Path) -> str:
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
     model.eval()
     messages = [{"role": "user", "content": "What is the capital of France?"}]
-    inputs = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-    )
+    inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     with torch.no_grad():
-        output = model.generate(
-            **inputs, max_new_tokens=16, do_sample=False, pad_token_id=tokenizer.eos_token_id
-        )
-    answer: str = tokenizer.decode(
-        output[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True
-    ).strip()
+        output = model.generate(**inputs, max_new_tokens=16, do_sample=False, pad_token_id=tokenizer.eos_token_id)
+    answer: str = tokenizer.decode(output[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
     if "paris" not in answer.lower() or "Ġ" in answer or "Ċ" in answer:
         raise ModelUnavailable(f"converted model in {path} answers incoherently: {answer!r}")
     return answer

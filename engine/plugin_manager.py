@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pluggy
+
 from distilforge.engine import hookspecs
 from distilforge.engine.errors import PluginError
 
@@ -34,7 +35,12 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "distilforge.plugins.teachers.openai_teacher",
     "distilforge.plugins.teachers.transformers_teacher",
     "distilforge.plugins.students.tfidf",
+    "distilforge.plugins.students.text_classifier",
+    "distilforge.plugins.students.causal_lm",
+    "distilforge.plugins.filters.validity",
+    "distilforge.plugins.filters.novelty",
     "distilforge.plugins.datasets.builtin",
+    "distilforge.plugins.datasets.gsm",
     "distilforge.plugins.methods.llm2llm",
 )
 

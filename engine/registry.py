@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
+
 from distilforge.engine.errors import PluginError
 from distilforge.schemas import ComponentConfig
 

@@ -6,6 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.console import Console
+from rich.table import Table
+
 from distilforge.engine.build import Engine
 from distilforge.engine.config import RunConfig, config_diff, config_to_dict, fingerprint, load_yaml
 from distilforge.engine.console import make_console
@@ -13,8 +16,6 @@ from distilforge.engine.errors import ResumeRefused
 from distilforge.engine.loop import RoundLoop
 from distilforge.engine.report import write_report
 from distilforge.engine.store import RunStore, TeacherCache, atomic_write_text
-from rich.console import Console
-from rich.table import Table
 
 
 def _execute(engine: Engine, config: RunConfig, store: RunStore, console: Console) -> list[dict[str, Any]]:

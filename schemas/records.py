@@ -58,6 +58,11 @@ class TeacherRequest(_Strict):
     prompt: str | None = None
     sampling: SamplingParams = Field(default_factory=SamplingParams)
     meta: dict[str, Any] = Field(default_factory=dict, description="carried through, not sent")
+    salt: str = Field(
+        "",
+        description="part of the request's identity (id, cache key, sampling seed) but never sent: the same"
+        " prompt with another salt draws fresh samples instead of hitting the cache",
+    )
 
     def model_post_init(self, __context: Any) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -71,7 +76,10 @@ class TeacherRequest(_Strict):
         return self.prompt
 
     def prompt_hash(self) -> str:
-        return content_hash({"prompt": self.prompt_payload(), "sampling": self.sampling.cache_fields()})
+        identity: dict[str, Any] = {"prompt": self.prompt_payload(), "sampling": self.sampling.cache_fields()}
+        if self.salt:
+            identity["salt"] = self.salt
+        return content_hash(identity)
 
 
 class TokenLogprob(_Strict):

@@ -11,4 +11,4 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
 
-pytest_plugins = ["fixtures_models"]
+pytest_plugins = ["fixtures_models", "fixtures_servers"]

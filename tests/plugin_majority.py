@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+
 from distilforge.engine.components import Prediction, Student
 from distilforge.engine.hookspecs import Register, hookimpl
 from distilforge.schemas import ComponentConfig, Record

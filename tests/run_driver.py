@@ -6,6 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import plugin_majority
+
 from distilforge.engine.build import Engine
 from distilforge.engine.runner import resume_run, start_run
 

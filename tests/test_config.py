@@ -8,11 +8,12 @@ from typing import Any
 
 import plugin_majority
 import pytest
+from helpers import loop_config, write_config
+
 from distilforge.engine.build import Engine
 from distilforge.engine.cli import main
 from distilforge.engine.config import load_config
 from distilforge.engine.errors import ConfigError
-from helpers import loop_config, write_config
 
 
 @pytest.fixture(scope="module")

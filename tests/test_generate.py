@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from distilforge.engine.cli import main
 from helpers import read_lines
+
+from distilforge.engine.cli import main
 
 
 def write_prompts(path: Path, count: int) -> Path:

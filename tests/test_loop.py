@@ -6,10 +6,11 @@ from pathlib import Path
 
 import plugin_majority
 import pytest
+from helpers import loop_config, read_lines, write_config
+
 from distilforge.engine.build import Engine
 from distilforge.engine.errors import ResumeRefused
 from distilforge.engine.runner import resume_run, start_run
-from helpers import loop_config, read_lines, write_config
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,13 @@ from typing import Any
 
 import plugin_majority
 import pytest
+from helpers import loop_config, read_lines, write_config
+
 from distilforge.engine.build import Engine
 from distilforge.engine.errors import PluginError
 from distilforge.engine.hookspecs import hookimpl
 from distilforge.engine.plugin_manager import DEFAULT_PLUGINS, build_plugin_manager
 from distilforge.engine.runner import start_run
-from helpers import loop_config, read_lines, write_config
 
 CLI = [sys.executable, "-m", "distilforge.engine.cli"]
 

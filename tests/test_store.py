@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from distilforge.engine.errors import RunLockedError
 from distilforge.engine.store import RunLock, TeacherCache, atomic_write_text, cache_key, read_jsonl, truncate_jsonl
 from distilforge.schemas import Completion, SamplingParams, TeacherRequest
@@ -87,6 +88,8 @@ def test_cache_is_keyed_by_model_prompt_sampling_and_index(tmp_path: Path) -> No
     assert cache_key("m", hotter, 0) != k0
     more = request.model_copy(update={"sampling": SamplingParams(temperature=0.5, n=5)})
     assert cache_key("m", more, 0) == k0, "n does not change a sample's distribution"
+    salted = TeacherRequest(prompt="hi", sampling=SamplingParams(temperature=0.5, n=2), salt="round 1")
+    assert cache_key("m", salted, 0) != k0 and salted.id != request.id
     cache.put_many(
         [(k0, Completion(request_id=request.id, text="a")), (k1, Completion(request_id=request.id, error="boom"))]
     )

@@ -20,15 +20,15 @@ from distilforge.schemas import Completion, TeacherRequest, content_hash
 
 
 def cache_key(model_id: str, request: TeacherRequest, sample_index: int) -> str:
-    return content_hash(
-        {
-            "model": model_id,
-            "prompt": request.prompt_payload(),
-            "sampling": request.sampling.cache_fields(),
-            "sample_index": sample_index,
-        },
-        length=64,
-    )
+    identity = {
+        "model": model_id,
+        "prompt": request.prompt_payload(),
+        "sampling": request.sampling.cache_fields(),
+        "sample_index": sample_index,
+    }
+    if request.salt:
+        identity["salt"] = request.salt
+    return content_hash(identity, length=64)
 
 
 class TeacherCache:

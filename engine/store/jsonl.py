@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 import jsonlines
+
 from distilforge.engine.store.atomic import atomic_write_bytes
 
 

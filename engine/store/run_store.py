@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from distilforge.engine import __version__
 from distilforge.engine.store.atomic import atomic_write_json, atomic_write_text
 from distilforge.engine.store.jsonl import JsonlAppender, read_jsonl, truncate_jsonl

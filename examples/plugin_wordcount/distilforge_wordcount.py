@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from pydantic import Field
+
 from distilforge.engine.components import Filter
 from distilforge.engine.hookspecs import Register, hookimpl
 from distilforge.schemas import ComponentConfig, Record
-from pydantic import Field
 
 
 class WordCountConfig(ComponentConfig):

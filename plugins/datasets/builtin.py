@@ -10,11 +10,12 @@ import random
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import Field, field_validator
+
 from distilforge.engine.components import Dataset, DatasetSplits
 from distilforge.engine.errors import DistilforgeError
 from distilforge.engine.hookspecs import Register, hookimpl
 from distilforge.schemas import ComponentConfig, Record
-from pydantic import Field, field_validator
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:

@@ -14,6 +14,8 @@ import re
 from collections.abc import Sequence
 from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from distilforge.engine.components import Method
 from distilforge.engine.context import RunContext
 from distilforge.engine.hookspecs import Register, hookimpl
@@ -26,7 +28,6 @@ from distilforge.schemas import (
     SamplingParams,
     TeacherRequest,
 )
-from pydantic import BaseModel, ConfigDict, Field
 
 CLASSIFICATION_SYSTEM = "You write short, realistic training examples for a text classifier."
 CLASSIFICATION_TEMPLATE = (
@@ -79,6 +80,13 @@ class LLM2LLMConfig(ComponentConfig):
     max_failures_per_round: int | None = Field(
         None, ge=1, description="budget: augment at most this many failures a round"
     )
+    min_confidence: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="also treat a seed the student gets right with less than this confidence as a failure;"
+        " None = only wrong answers (the reference). Useful when the student fits its few seeds perfectly",
+    )
     max_synthetic: int | None = Field(
         None, ge=1, description="budget: stop asking once this many synthetic records exist"
     )
@@ -87,12 +95,15 @@ class LLM2LLMConfig(ComponentConfig):
         None, description="override the prompt; fields: {task} {input} {label} {target}"
     )
     demonstration: Demonstration | None = Field(None, description="the worked example shown before each request")
-    sampling: SamplingParams = Field(default_factory=lambda: SamplingParams(temperature=1.0, max_tokens=96))
+    sampling: SamplingParams | None = Field(
+        None,
+        description="teacher sampling; default temperature 1.0 and max_tokens 96 (classification) or 320 (math)",
+    )
     min_chars: int = Field(12, ge=1)
 
 
 _PREFIX = re.compile(r"^\s*(new example|example|text|review|sentence|question)\s*\d*\s*[:\-]\s*", re.I)
-_ANSWER = re.compile(r"####\s*(-?[\d,]*\.?\d+)")
+_ANSWER = re.compile(r"####\s*\$?\s*(-?[\d,]*\.?\d+)")
 
 
 def _norm(text: str) -> str:
@@ -106,6 +117,9 @@ class LLM2LLM(Method[LLM2LLMConfig]):
 
     def select_failures(self, records: Sequence[Record], evaluation: Evaluation, ctx: RunContext) -> list[Record]:
         wrong = evaluation.wrong_ids()
+        if self.config.min_confidence is not None:
+            threshold = self.config.min_confidence
+            wrong |= {x.record_id for x in evaluation.results if x.confidence is not None and x.confidence < threshold}
         failures = [r for r in records if r.origin == "seed" and r.id in wrong]
         if self.config.max_synthetic is not None:
             room = self.config.max_synthetic - sum(1 for r in records if r.origin == "synthetic")
@@ -134,12 +148,16 @@ class LLM2LLM(Method[LLM2LLMConfig]):
         ]
 
     def build_prompts(self, failures: Sequence[Record], ctx: RunContext) -> list[TeacherRequest]:
-        sampling = self.config.sampling.model_copy(update={"n": self.config.k})
+        default_tokens = 320 if self.config.task_type == "math" else 96
+        base = self.config.sampling or SamplingParams(temperature=1.0, max_tokens=default_tokens)
+        sampling = base.model_copy(update={"n": self.config.k})
         return [
             TeacherRequest(
                 messages=self._messages(record, ctx),
                 sampling=sampling,
                 meta={"parent_id": record.id, "target": record.target, "parent_input": record.input},
+                # a seed that is still wrong next round gets fresh examples, not the cached ones
+                salt=f"round {ctx.round}",
             )
             for record in failures
         ]
@@ -170,6 +188,7 @@ class LLM2LLM(Method[LLM2LLMConfig]):
         ]
 
     def _parse_math(self, text: str, parent_input: str, request: TeacherRequest) -> list[Record] | str:
+        text = text.replace("**", "")
         match = re.search(r"question\s*:\s*(.+?)\s*answer\s*:\s*(.+)", text, flags=re.I | re.S)
         if not match:
             return "malformed: expected 'Question: ... Answer: ...'"
@@ -177,7 +196,8 @@ class LLM2LLM(Method[LLM2LLMConfig]):
         final = _ANSWER.search(answer)
         if not final:
             return "malformed: the answer does not end with '#### <number>'"
-        answer = answer[: final.end()].strip()
+        answer = answer[: final.start()].rstrip() + f"\n#### {final.group(1).replace(',', '')}"
+        answer = answer.strip()
         if _norm(question) == _norm(parent_input):
             return "copied the original problem"
         return [Record(input=question, target=answer, origin="synthetic", parent_id=request.meta.get("parent_id"))]

@@ -15,10 +15,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
+
 from distilforge.engine.components import Teacher
 from distilforge.engine.hookspecs import Register, hookimpl
 from distilforge.schemas import Completion, ComponentConfig, TeacherRequest, content_hash
-from pydantic import Field
 
 
 class FakeTeacherConfig(ComponentConfig):

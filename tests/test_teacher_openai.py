@@ -1,0 +1,613 @@
+"""The ``openai`` teacher against a scripted, fault-injecting local server and a real vLLM server.
+
+The fault server (stdlib ``http.server`` on 127.0.0.1, ephemeral port) answers each attempt of
+each request from a script keyed by the request's prompt text, and records every attempt's
+start/end time, path, body and headers, plus the largest number of requests in flight.
+Everything is bounded: few requests, short timeouts, hangs of a few seconds at most.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from distilforge.plugins.teachers.openai_teacher import (
+    OpenAITeacher,
+    OpenAITeacherConfig,
+    parse_retry_after,
+    register_teachers,
+)
+from distilforge.schemas import ChatMessage, Completion, SamplingParams, TeacherRequest
+
+# --------------------------------------------------------------------------- the fault server
+
+# An action is a tuple: ("ok", delay_s) | ("429", retry_after_header | None)
+# (the Retry-After value may be a callable, evaluated when the answer is sent)
+# | ("status", code, body, retry_after_header | None) | ("garbage",) | ("hang", seconds)
+# | ("few",) (one choice fewer than asked).
+Action = tuple[Any, ...]
+OK: Action = ("ok", 0.0)
+
+
+@dataclass
+class Attempt:
+    key: str
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+    action: Action
+    start: float
+    end: float = 0.0
+
+
+@dataclass
+class FaultServer:
+    """A scripted OpenAI-compatible server: ``script[key][k]`` answers the k-th attempt of ``key``.
+
+    The last action of a script repeats; keys without a script always succeed.
+    """
+
+    script: dict[str, list[Action]] = field(default_factory=dict)
+    attempts: list[Attempt] = field(default_factory=list)
+    inflight: int = 0
+    max_inflight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    base_url: str = ""
+
+    def next_action(self, key: str) -> tuple[Action, int]:
+        done = sum(1 for a in self.attempts if a.key == key)
+        actions = self.script.get(key) or [OK]
+        return actions[min(done, len(actions) - 1)], done
+
+    def tries(self, key: str) -> list[Attempt]:
+        with self.lock:
+            return [a for a in self.attempts if a.key == key]
+
+
+def _key(body: dict[str, Any]) -> str:
+    if "messages" in body:
+        return str(body["messages"][-1]["content"])
+    return str(body.get("prompt"))
+
+
+def _ok_body(path: str, body: dict[str, Any], key: str, choices: int) -> dict[str, Any]:
+    chat = path.endswith("/chat/completions")
+    out: list[dict[str, Any]] = []
+    for i in range(choices):
+        text = f"answer:{key}:{i}"
+        choice: dict[str, Any] = {"index": i, "finish_reason": "stop"}
+        if chat:
+            choice["message"] = {"role": "assistant", "content": text}
+            if body.get("logprobs"):
+                choice["logprobs"] = {
+                    "content": [
+                        {
+                            "token": tok,
+                            "logprob": -0.5,
+                            "top_logprobs": [{"token": tok, "logprob": -0.5}],
+                        }
+                        for tok in ("answer", ":", key)
+                    ]
+                }
+        else:
+            choice["text"] = text
+            if body.get("logprobs") is not None:
+                choice["logprobs"] = {
+                    "tokens": ["answer", ":"],
+                    "token_logprobs": [-0.25, -1.0],
+                    "top_logprobs": [{"answer": -0.25}, {":": -1.0}],
+                    "text_offset": [0, 6],
+                }
+        out.append(choice)
+    return {
+        "id": "x",
+        "object": "chat.completion" if chat else "text_completion",
+        "model": body.get("model"),
+        "choices": out,
+        "usage": {"prompt_tokens": 11, "completion_tokens": 4 * choices, "total_tokens": 0},
+    }
+
+
+def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+            pass
+
+        def _send(self, code: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            body = json.loads(raw)
+            key = _key(body)
+            with server.lock:
+                action, _ = server.next_action(key)
+                attempt = Attempt(key, self.path, body, dict(self.headers.items()), action, time.monotonic())
+                server.attempts.append(attempt)
+                server.inflight += 1
+                server.max_inflight = max(server.max_inflight, server.inflight)
+            try:
+                self._answer(action, body, key)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (timeout): expected for "hang"
+            finally:
+                with server.lock:
+                    server.inflight -= 1
+                    attempt.end = time.monotonic()
+
+        def _answer(self, action: Action, body: dict[str, Any], key: str) -> None:
+            kind = action[0]
+            n = int(body.get("n", 1))
+            if kind == "ok":
+                time.sleep(action[1])
+                self._send(200, json.dumps(_ok_body(self.path, body, key, n)).encode())
+            elif kind == "few":
+                self._send(200, json.dumps(_ok_body(self.path, body, key, n - 1)).encode())
+            elif kind == "429":
+                hint = action[1]() if callable(action[1]) else action[1]
+                headers = {"Retry-After": hint} if hint is not None else {}
+                self._send(429, b'{"error": "slow down"}', headers)
+            elif kind == "status":
+                headers = {"Retry-After": action[3]} if len(action) > 3 and action[3] else {}
+                self._send(action[1], action[2].encode(), headers)
+            elif kind == "garbage":
+                self._send(200, b'{"choices": [ this is not json')
+            elif kind == "hang":
+                time.sleep(action[1])
+                self._send(200, json.dumps(_ok_body(self.path, body, key, n)).encode())
+            else:  # pragma: no cover - a broken script
+                raise AssertionError(f"unknown action {action}")
+
+    return Handler
+
+
+@pytest.fixture
+def fault_server() -> Iterator[FaultServer]:
+    state = FaultServer()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    state.base_url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def make_teacher(server: FaultServer, **overrides: Any) -> OpenAITeacher:
+    settings: dict[str, Any] = {
+        "base_url": server.base_url,
+        "model": "scripted",
+        "api_key_env": None,
+        "concurrency": 4,
+        "timeout_s": 2.0,
+        "max_retries": 3,
+        "backoff_base_s": 0.05,
+        "backoff_max_s": 0.2,
+    }
+    settings.update(overrides)
+    return OpenAITeacher(OpenAITeacherConfig(**settings))
+
+
+def chat(text: str, **sampling: Any) -> TeacherRequest:
+    return TeacherRequest(
+        id=f"id-{text}",
+        messages=[ChatMessage(role="user", content=text)],
+        sampling=SamplingParams(**sampling),
+    )
+
+
+def plain(text: str, **sampling: Any) -> TeacherRequest:
+    return TeacherRequest(id=f"id-{text}", prompt=text, sampling=SamplingParams(**sampling))
+
+
+def collect(teacher: OpenAITeacher, requests: list[TeacherRequest]) -> list[Completion]:
+    return list(teacher.sample(requests))
+
+
+def assert_exactly_once(completions: list[Completion], requests: list[TeacherRequest]) -> None:
+    got = Counter((c.request_id, c.sample_index) for c in completions)
+    want = Counter((r.id, i) for r in requests for i in range(r.sampling.n))
+    assert got == want
+
+
+def by_id(completions: list[Completion]) -> dict[str, Completion]:
+    return {c.request_id: c for c in completions if c.sample_index == 0}
+
+
+# --------------------------------------------------------------------------- registration, config
+
+
+def test_registers_openai_teacher() -> None:
+    registered: list[tuple[type, Any]] = []
+    register_teachers(register=lambda cls, factory: registered.append((cls, factory)))
+    assert registered == [(OpenAITeacherConfig, OpenAITeacher)]
+    teacher = OpenAITeacher(OpenAITeacherConfig(model="tiny", base_url="http://127.0.0.1:8123/v1/"))
+    assert teacher.model_id == "openai:127.0.0.1/tiny"
+    assert teacher.config.base_url == "http://127.0.0.1:8123/v1"
+
+
+def test_config_never_echoes_suspected_secrets() -> None:
+    class Outer(BaseModel):  # like the run config: the teacher config is a nested field
+        teacher: OpenAITeacherConfig
+
+    secret = "sk-live-DO-NOT-LEAK-123"
+    for bad in (
+        {"api_key": secret},
+        {"api_key_env": secret},
+        {"base_url": f"https://user:{secret}@api.example.com/v1"},
+        {"base_url": f"https://api.example.com/v1?key={secret}"},
+    ):
+        for validate in (
+            lambda b=bad: OpenAITeacherConfig(model="m", **b),
+            lambda b=bad: Outer(teacher={"model": "m", **b}),
+        ):
+            with pytest.raises(ValidationError) as info:
+                validate()
+            assert secret not in str(info.value)
+            assert secret not in repr(info.value.errors())
+
+
+def test_parse_retry_after_forms() -> None:
+    assert parse_retry_after(httpx.Headers({"Retry-After": "3"})) == 3.0
+    assert parse_retry_after(httpx.Headers({"Retry-After": "1.5"})) == 1.5
+    assert parse_retry_after(httpx.Headers({"retry-after-ms": "250", "Retry-After": "9"})) == 0.25
+    now = time.time()
+    date = email.utils.formatdate(now + 10, usegmt=True)
+    assert 8.5 <= (parse_retry_after(httpx.Headers({"Retry-After": date}), now=now) or 0) <= 10.0
+    past = email.utils.formatdate(now - 100, usegmt=True)
+    assert parse_retry_after(httpx.Headers({"Retry-After": past}), now=now) == 0.0
+    assert parse_retry_after(httpx.Headers({"Retry-After": "soon"})) is None
+    assert parse_retry_after(httpx.Headers({})) is None
+
+
+# --------------------------------------------------------------------------- request mapping
+
+
+def test_chat_and_plain_requests_map_to_the_right_endpoints(fault_server: FaultServer) -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    requests = [
+        chat("c1", temperature=0.3, top_p=0.9, max_tokens=7, stop=["\n"], logprobs=2),
+        chat("c2", json_schema=schema, n=2),
+        plain("p1", logprobs=1, choice=["yes", "no"]),
+        plain("p2", prompt_logprobs=1),
+    ]
+    completions = collect(make_teacher(fault_server), requests)
+    assert_exactly_once(completions, requests)
+    assert all(c.ok for c in completions)
+
+    sent = {a.key: a for a in fault_server.attempts}
+    assert sent["c1"].path == "/v1/chat/completions"
+    assert sent["p1"].path == "/v1/completions"
+    c1 = sent["c1"].body
+    assert c1["model"] == "scripted"
+    assert c1["messages"] == [{"role": "user", "content": "c1"}]
+    assert (c1["temperature"], c1["top_p"], c1["max_tokens"], c1["n"]) == (0.3, 0.9, 7, 1)
+    assert c1["stop"] == ["\n"]
+    assert (c1["logprobs"], c1["top_logprobs"]) == (True, 2)
+    assert "response_format" not in c1 and "structured_outputs" not in c1
+    c2 = sent["c2"].body
+    assert c2["n"] == 2
+    assert c2["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "output", "schema": schema},
+    }
+    p1 = sent["p1"].body
+    assert p1["prompt"] == "p1" and p1["logprobs"] == 1 and "top_logprobs" not in p1
+    assert p1["structured_outputs"] == {"choice": ["yes", "no"]}
+    assert sent["p2"].body["prompt_logprobs"] == 1
+
+    got = {(c.request_id, c.sample_index): c for c in completions}
+    first = got[("id-c1", 0)]
+    assert first.text == "answer:c1:0" and first.finish_reason == "stop"
+    assert first.prompt_tokens == 11 and first.completion_tokens == 3  # from the logprobs
+    assert first.logprobs is not None and [t.token for t in first.logprobs] == ["answer", ":", "c1"]
+    assert first.logprobs[0].top == {"answer": -0.5}
+    # n=2 from the server: usage (8 completion tokens) is split over the choices
+    assert [got[("id-c2", i)].text for i in (0, 1)] == ["answer:c2:0", "answer:c2:1"]
+    assert [got[("id-c2", i)].completion_tokens for i in (0, 1)] == [4, 4]
+    assert got[("id-c2", 0)].logprobs is None
+    p1c = got[("id-p1", 0)]
+    assert p1c.logprobs is not None and [t.logprob for t in p1c.logprobs] == [-0.25, -1.0]
+    assert all(c.model == "openai:127.0.0.1/scripted" for c in completions)
+
+
+def test_choice_param_for_older_vllm(fault_server: FaultServer) -> None:
+    teacher = make_teacher(fault_server, choice_param="guided_choice", extra_body={"top_k": 5})
+    collect(teacher, [chat("g", choice=["a", "b"])])
+    body = fault_server.attempts[0].body
+    assert body["guided_choice"] == ["a", "b"] and "structured_outputs" not in body
+    assert body["top_k"] == 5
+
+
+def test_extra_body_merges_into_structured_outputs(fault_server: FaultServer) -> None:
+    extra = {"structured_outputs": {"disable_any_whitespace": True}, "top_k": 3}
+    collect(make_teacher(fault_server, extra_body=extra), [chat("m", choice=["a"]), chat("k")])
+    sent = {a.key: a.body for a in fault_server.attempts}
+    assert sent["m"]["structured_outputs"] == {"choice": ["a"], "disable_any_whitespace": True}
+    assert sent["k"]["structured_outputs"] == {"disable_any_whitespace": True}
+    assert sent["k"]["top_k"] == 3
+
+
+def test_fan_out_mode_sends_one_sample_per_request(fault_server: FaultServer) -> None:
+    requests = [chat("f", n=3)]
+    completions = collect(make_teacher(fault_server, n_mode="fan_out"), requests)
+    assert_exactly_once(completions, requests)
+    assert [a.body["n"] for a in fault_server.attempts] == [1, 1, 1]
+    assert all(c.ok and c.text == "answer:f:0" for c in completions)
+
+
+def test_missing_choices_become_error_completions(fault_server: FaultServer) -> None:
+    fault_server.script["few"] = [("few",)]
+    requests = [chat("few", n=3)]
+    completions = collect(make_teacher(fault_server), requests)
+    assert_exactly_once(completions, requests)
+    errors = [c for c in completions if not c.ok]
+    assert [c.sample_index for c in errors] == [2]
+    assert "2 choices for n=3" in (errors[0].error or "")
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def test_every_request_ends_answered_or_with_its_reason(fault_server: FaultServer) -> None:
+    hang = ("hang", 2.5)
+    fault_server.script.update(
+        {
+            "r429": [("429", "0.2"), OK],
+            "r500": [("status", 500, '{"error": "boom"}'), ("status", 502, ""), OK],
+            "garbage": [("garbage",), OK],
+            "hang": [hang, OK],
+            "dead500": [("status", 500, '{"error": "always"}')],
+            "bad400": [("status", 400, '{"error": "bad request"}')],
+            "garbage-forever": [("garbage",)],
+            "hang-forever": [hang],
+        }
+    )
+    keys = [*fault_server.script, "fine1", "fine2", "fine3"]
+    requests = [chat(k, n=2 if k == "fine2" else 1) for k in keys]
+    started = time.monotonic()
+    completions = collect(make_teacher(fault_server, timeout_s=1.0, max_retries=2), requests)
+    elapsed = time.monotonic() - started
+
+    assert_exactly_once(completions, requests)
+    result = by_id(completions)
+    for key in ("r429", "r500", "garbage", "hang", "fine1", "fine2", "fine3"):
+        assert result[f"id-{key}"].ok, (key, result[f"id-{key}"].error)
+        assert result[f"id-{key}"].text == f"answer:{key}:0"
+    assert "HTTP 500" in (result["id-dead500"].error or "")
+    assert "after 3 attempts" in (result["id-dead500"].error or "")
+    assert "HTTP 400" in (result["id-bad400"].error or "")
+    assert "bad JSON" in (result["id-garbage-forever"].error or "")
+    assert "timeout" in (result["id-hang-forever"].error or "")
+
+    assert len(fault_server.tries("r500")) == 3
+    assert len(fault_server.tries("dead500")) == 3  # 1 + max_retries
+    assert len(fault_server.tries("bad400")) == 1  # a 4xx is not retried
+    assert len(fault_server.tries("garbage-forever")) == 3
+    assert len(fault_server.tries("hang-forever")) == 3
+    assert elapsed < 10
+
+
+def test_connection_refused_is_an_error_completion() -> None:
+    teacher = OpenAITeacher(
+        OpenAITeacherConfig(
+            base_url="http://127.0.0.1:9/v1",
+            model="nobody",
+            api_key_env=None,
+            max_retries=1,
+            backoff_base_s=0.01,
+            timeout_s=2,
+        )
+    )
+    [completion] = collect(teacher, [chat("x")])
+    assert not completion.ok and "connection error" in (completion.error or "")
+
+
+def test_retry_after_seconds_and_http_date_are_honoured(fault_server: FaultServer) -> None:
+    # An HTTP date made when the 429 is sent; whole seconds, so the client waits 1-2 s.
+    def date() -> str:
+        return email.utils.formatdate(time.time() + 2, usegmt=True)
+
+    fault_server.script.update(
+        {
+            "secs": [("429", "1"), OK],
+            "date": [("429", date), OK],
+            "busy503": [("status", 503, "busy", "0.8"), OK],
+        }
+    )
+    requests = [chat("secs"), chat("date"), chat("busy503")]
+    completions = collect(make_teacher(fault_server, concurrency=1), requests)
+    assert all(c.ok for c in completions)
+
+    for key, at_least in (("secs", 1.0), ("date", 0.9), ("busy503", 0.8)):
+        first, second = fault_server.tries(key)
+        gap = second.start - first.end
+        assert gap >= at_least - 0.02, (key, gap)
+        assert gap < at_least + 5.0, (key, gap)  # generous: the machine may be busy
+
+
+def test_429_cools_down_every_worker_and_spares_the_retry_budget(
+    fault_server: FaultServer,
+) -> None:
+    fault_server.script["limited"] = [("429", "2"), OK]
+    for k in range(6):
+        fault_server.script[f"w{k}"] = [("ok", 0.3)]
+    requests = [chat("limited")] + [chat(f"w{k}") for k in range(6)]
+    # max_retries=0: a 429 must not spend the budget meant for real failures.
+    completions = collect(make_teacher(fault_server, concurrency=3, max_retries=0, timeout_s=60), requests)
+    assert_exactly_once(completions, requests)
+    assert all(c.ok for c in completions), [c.error for c in completions]
+
+    limited = fault_server.tries("limited")[0]
+    pause_start, pause_end = limited.end, limited.end + 2.0
+    with fault_server.lock:
+        starts = [a.start for a in fault_server.attempts if a is not limited]
+    # Without the cooldown, the three workers would start a request every ~0.1 s of the pause.
+    # The window leaves 0.5 s for requests the client sent before it saw the 429.
+    in_pause = [s for s in starts if pause_start + 0.5 < s < pause_end - 0.05]
+    assert in_pause == [], "a worker started a request during the 429 cooldown"
+    assert any(s >= pause_end - 0.05 for s in starts), "work resumed after the cooldown"
+
+
+def test_rate_limit_budget_is_finite(fault_server: FaultServer) -> None:
+    fault_server.script["forever429"] = [("429", "0.05")]
+    fault_server.script["nohint429"] = [("429", None)]
+    teacher = make_teacher(fault_server, max_rate_limit_retries=2, concurrency=1)
+    completions = collect(teacher, [chat("forever429"), chat("nohint429")])
+    result = by_id(completions)
+    for key in ("forever429", "nohint429"):
+        assert "429" in (result[f"id-{key}"].error or "")
+        assert len(fault_server.tries(key)) == 3
+
+
+def test_concurrency_is_bounded(fault_server: FaultServer) -> None:
+    for k in range(18):
+        fault_server.script[f"c{k}"] = [("ok", 0.15)]
+    requests = [chat(f"c{k}") for k in range(18)]
+    # A long timeout: a request the client abandons still counts on the server.
+    completions = collect(make_teacher(fault_server, concurrency=3, timeout_s=60), requests)
+    assert_exactly_once(completions, requests)
+    assert fault_server.max_inflight == 3
+
+
+def test_completions_are_yielded_as_soon_as_they_finish(fault_server: FaultServer) -> None:
+    fault_server.script["slow"] = [("ok", 2.0)]
+    stream = make_teacher(fault_server, timeout_s=60).sample([chat("slow"), chat("fast")])
+    first = next(stream)
+    first_at = time.monotonic()
+    rest = list(stream)
+    assert first.request_id == "id-fast"
+    assert [c.request_id for c in rest] == ["id-slow"]
+    # The fast answer reached the caller before the server even sent the slow one.
+    assert first_at < fault_server.tries("slow")[0].end
+
+
+def test_closing_the_stream_early_stops_the_workers(fault_server: FaultServer) -> None:
+    for k in range(10):
+        fault_server.script[f"s{k}"] = [("ok", 0.3)]
+    stream = make_teacher(fault_server, concurrency=2).sample([chat(f"s{k}") for k in range(10)])
+    next(stream)
+    stream.close()
+    time.sleep(0.4)
+    alive = [t for t in threading.enumerate() if t.name == "distilforge-openai-teacher"]
+    assert alive == []
+    assert len(fault_server.attempts) < 10
+
+
+# --------------------------------------------------------------------------- the API key
+
+
+def test_api_key_is_sent_as_bearer_and_never_leaks(
+    fault_server: FaultServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "sk-test-SECRET-0123456789"
+    monkeypatch.setenv("DF_TEST_OPENAI_KEY", secret)
+    echo = json.dumps({"error": f"invalid key Bearer {secret}"})
+    fault_server.script.update({"denied": [("status", 401, echo)], "flaky": [("status", 500, echo), OK]})
+    config = OpenAITeacherConfig(
+        base_url=fault_server.base_url,
+        model="scripted",
+        api_key_env="DF_TEST_OPENAI_KEY",
+        backoff_base_s=0.01,
+    )
+    teacher = OpenAITeacher(config)
+    caplog.set_level(logging.DEBUG)
+    completions = collect(teacher, [chat("hello"), chat("denied"), chat("flaky")])
+
+    assert all(a.headers.get("Authorization") == f"Bearer {secret}" for a in fault_server.attempts)
+    result = by_id(completions)
+    assert result["id-hello"].ok and result["id-flaky"].ok
+    assert "HTTP 401" in (result["id-denied"].error or "")
+    surfaces = [
+        repr(config),
+        str(config),
+        json.dumps(config.model_dump(mode="json")),
+        config.model_dump_json(),
+        repr(teacher),
+        teacher.model_id,
+        caplog.text,
+        *[c.model_dump_json() for c in completions],
+    ]
+    for text in surfaces:
+        assert secret not in text
+    assert "***" in (result["id-denied"].error or "")  # the echoed key was scrubbed
+
+
+def test_no_key_no_authorization_header(fault_server: FaultServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    collect(make_teacher(fault_server, api_key_env="OPENAI_API_KEY"), [chat("anon")])
+    assert "Authorization" not in fault_server.attempts[0].headers
+
+
+# --------------------------------------------------------------------------- a real vLLM server
+
+
+@pytest.mark.slow
+def test_real_vllm_server_chat_prompts_n_and_json_schema(vllm_server: str) -> None:
+    teacher = OpenAITeacher(
+        OpenAITeacherConfig(
+            base_url=vllm_server,
+            model="tiny",
+            api_key_env=None,
+            concurrency=8,
+        )
+    )
+    schema = {
+        "type": "object",
+        "properties": {"label": {"type": "string", "enum": ["good", "bad"]}},
+        "required": ["label"],
+        "additionalProperties": False,
+    }
+    requests = [
+        *[chat(f"Say something about item {k}.", max_tokens=12, temperature=0.0) for k in range(6)],
+        *[plain(f"Once upon a time {k}", max_tokens=12, temperature=0.0) for k in range(4)],
+        chat("Give three variants.", n=3, temperature=1.0, max_tokens=8),
+        plain("Many endings:", n=2, temperature=1.0, max_tokens=8),
+        chat("Rate it.", json_schema=schema, max_tokens=24, temperature=0.0),
+        chat("Pick one.", choice=["yes", "no"], max_tokens=4),
+        chat("With logprobs.", logprobs=2, max_tokens=5, temperature=0.0),
+        plain("Prompt logprobs for this text", prompt_logprobs=1, max_tokens=2),
+        chat("Chat prompt logprobs", prompt_logprobs=0, max_tokens=2),
+    ]
+    completions = collect(teacher, requests)
+
+    assert_exactly_once(completions, requests)
+    assert all(c.ok for c in completions), [c.error for c in completions if not c.ok]
+    assert all(c.prompt_tokens > 0 and c.completion_tokens > 0 for c in completions)
+    got = {(c.request_id, c.sample_index): c for c in completions}
+    rated = json.loads(got[("id-Rate it.", 0)].text)
+    assert rated in ({"label": "good"}, {"label": "bad"})
+    assert got[("id-Pick one.", 0)].text in ("yes", "no")
+    with_lp = got[("id-With logprobs.", 0)]
+    assert with_lp.logprobs is not None and len(with_lp.logprobs) == with_lp.completion_tokens
+    assert all(len(t.top) >= 1 for t in with_lp.logprobs)
+    for key in ("id-Prompt logprobs for this text", "id-Chat prompt logprobs"):
+        scored = got[(key, 0)]
+        assert scored.prompt_logprobs is not None, key
+        assert len(scored.prompt_logprobs) == scored.prompt_tokens
+        assert scored.prompt_logprobs[0] is None  # the first token has no context
+        assert all(isinstance(x, float) and x <= 0 for x in scored.prompt_logprobs[1:])
