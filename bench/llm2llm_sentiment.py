@@ -41,7 +41,7 @@ def config(args: argparse.Namespace, size: int, seed: int) -> dict[str, Any]:
             "rounds": args.rounds,
             "k": args.k,
             "min_confidence": args.min_confidence or None,
-            "sampling": {"temperature": args.temperature, "max_tokens": 64},
+            "sampling": {"temperature": args.temperature, "max_tokens": 96},
         },
         "filters": [
             {"type": "parse-validity"},

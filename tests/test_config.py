@@ -120,3 +120,11 @@ def test_schema_lists_every_installed_component(capsys: pytest.CaptureFixture[st
     for name in ("llm2llm", "fake", "vllm", "openai", "transformers", "tfidf-logreg", "rotten-tomatoes", "file"):
         assert f'"const": "{name}"' in text, name
     assert schema["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(
+    "path", sorted(Path(__file__).parents[1].glob("examples/*/*.yaml")), ids=lambda p: p.parent.name
+)
+def test_every_example_config_is_valid(engine: Engine, path: Path) -> None:
+    config = load_config(path, engine.registry)
+    assert config.name and config.method.type == "llm2llm"

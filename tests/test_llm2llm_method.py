@@ -77,6 +77,8 @@ def test_parse_classification() -> None:
     assert record.input == "A dull, lifeless film with no point." and record.target == "negative"
     assert record.parent_id == SEEDS[0].id and record.origin == "synthetic"
     assert _complete(method, "A dull film that goes on", finish="length").startswith("truncated")
+    (kept,) = _complete(method, "A dull film that goes nowhere.\n\nExplanation: the", finish="length")
+    assert kept.input == "A dull film that goes nowhere."
     assert _complete(method, "ok").startswith("too short")
     assert _complete(method, "Seed text 0!") == "copied the original example"
 

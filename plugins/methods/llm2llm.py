@@ -163,15 +163,19 @@ class LLM2LLM(Method[LLM2LLMConfig]):
         ]
 
     def parse_completion(self, completion: Completion, request: TeacherRequest, ctx: RunContext) -> list[Record] | str:
-        if completion.finish_reason == "length":
-            return "truncated: the answer hit max_tokens"
+        truncated = completion.finish_reason == "length"
         parent_input = str(request.meta.get("parent_input", ""))
         if self.config.task_type == "math":
+            if truncated:
+                return "truncated: the answer hit max_tokens"
             return self._parse_math(completion.text, parent_input, request)
         text = completion.text.strip()
         paragraphs = [p.strip() for p in re.split(r"\n\s*\n|\n(?=label\s*:)", text, flags=re.I) if p.strip()]
         if not paragraphs:
             return "empty answer"
+        if truncated and len(paragraphs) == 1:
+            # only the example itself was cut; chatter after a complete example does not matter
+            return "truncated: the answer hit max_tokens"
         candidate = _PREFIX.sub("", paragraphs[0]).strip().strip('"“”').strip()
         candidate = " ".join(candidate.split())
         if len(candidate) < self.config.min_chars:

@@ -231,6 +231,9 @@ class VLLMTeacher(Teacher[VLLMTeacherConfig]):
             from distilforge.engine.models import default_teacher_dir
 
             self._model_path = str(default_teacher_dir())
+        # vLLM configures its logger on import: its INFO lines and per-call warnings would
+        # drown the progress display (VLLM_LOGGING_LEVEL=INFO brings them back)
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         from vllm.platforms import current_platform
 
         on_cpu = bool(current_platform.is_cpu())
