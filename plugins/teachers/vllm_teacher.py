@@ -25,6 +25,7 @@ from pydantic import Field
 
 from distilforge.engine.components import Teacher
 from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.engine.models import teacher_model_path
 from distilforge.schemas import Completion, ComponentConfig, TeacherRequest
 from distilforge.schemas.records import TokenLogprob
 
@@ -165,12 +166,7 @@ class VLLMTeacher(Teacher[VLLMTeacherConfig]):
     def model_path(self) -> str:
         """The model the engine loads: the configured one or the embedded default's directory."""
         if self._model_path is None:
-            if self.config.model is not None:
-                self._model_path = self.config.model
-            else:
-                from distilforge.engine.models import default_teacher_path
-
-                self._model_path = str(default_teacher_path())
+            self._model_path = teacher_model_path(self.config.model)
         return self._model_path
 
     @property
