@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 from distilforge.plugins.teachers.openai_teacher import (
     OpenAITeacher,
     OpenAITeacherConfig,
+    VLLMServer,
     parse_retry_after,
     register_teachers,
 )
@@ -611,3 +612,18 @@ def test_real_vllm_server_chat_prompts_n_and_json_schema(vllm_server: str) -> No
         assert len(scored.prompt_logprobs) == scored.prompt_tokens
         assert scored.prompt_logprobs[0] is None  # the first token has no context
         assert all(isinstance(x, float) and x <= 0 for x in scored.prompt_logprobs[1:])
+
+
+def test_local_server_avoids_slow_bf16_on_cpus_without_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    pytest.importorskip("vllm")
+    from vllm.platforms import current_platform
+
+    from distilforge.plugins.teachers import vllm_teacher
+
+    server = VLLMServer("model-dir", log_path=tmp_path / "log")
+    monkeypatch.setattr(vllm_teacher, "cpu_has_fast_bf16", lambda: False)
+    expected = "float32" if current_platform.is_cpu() else "auto"
+    assert server.command()[server.command().index("--dtype") + 1] == expected
+    monkeypatch.setattr(vllm_teacher, "cpu_has_fast_bf16", lambda: True)
+    assert server.resolved_dtype() == "auto"
+    assert VLLMServer("m", log_path=tmp_path / "log", dtype="bfloat16").resolved_dtype() == "bfloat16"
