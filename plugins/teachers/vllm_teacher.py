@@ -137,6 +137,12 @@ def request_seed(seed: int, request_id: str) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
+def _is_request_error(exc: BaseException) -> bool:
+    """vLLM rejected a request before running it (bad input), as opposed to an engine failure."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"ValueError", "TypeError", "VLLMClientError"})
+
+
 def _wanted_indices(request: TeacherRequest) -> list[int]:
     """The absolute sample indices asked for: all n, or the engine's ``sample_indices``."""
     indices = request.meta.get("sample_indices")
@@ -254,6 +260,13 @@ class VLLMTeacher(Teacher[VLLMTeacherConfig]):
             kv_bytes = default_cpu_kv_cache_bytes()
         if kv_bytes is not None:
             kwargs["kv_cache_memory_bytes"] = kv_bytes
+        if on_cpu:
+            # Every request carries its own seed. When vLLM splits a prompt's prefill across
+            # steps it rewinds that request's generator, which CPU generators cannot do
+            # ("CPU Generator does not use offset"): whole prompts only, in steps big enough
+            # for the longest one.
+            kwargs["enable_chunked_prefill"] = False
+            kwargs["max_num_batched_tokens"] = max(cfg.max_model_len or 0, 8192)
         if self._structured_kw == "structured_outputs" and not cfg.json_any_whitespace:
             # Engine-wide: vLLM 0.32 ignores the per-request ``disable_any_whitespace``.
             kwargs["structured_outputs_config"] = {"backend": "xgrammar", "disable_any_whitespace": True}
@@ -313,7 +326,6 @@ class VLLMTeacher(Teacher[VLLMTeacherConfig]):
             yield from self._sample_chunk(requests[start : start + size])
 
     def _sample_chunk(self, requests: Sequence[TeacherRequest]) -> Iterator[Completion]:
-        llm = self.llm
         ready: list[tuple[TeacherRequest, Any]] = []
         for request in requests:
             try:
@@ -331,7 +343,7 @@ class VLLMTeacher(Teacher[VLLMTeacherConfig]):
                 kind = "chat"
             groups.setdefault(kind, []).append((request, params))
         for kind, group in groups.items():
-            yield from self._run_group(llm, kind, group)
+            yield from self._run_group(kind, group)
 
     def _call(self, llm: Any, kind: str, group: Sequence[tuple[TeacherRequest, Any]]) -> list[Any]:
         params = [p for _, p in group]
@@ -351,18 +363,26 @@ class VLLMTeacher(Teacher[VLLMTeacherConfig]):
             )
         )
 
-    def _run_group(self, llm: Any, kind: str, group: Sequence[tuple[TeacherRequest, Any]]) -> Iterator[Completion]:
-        """Answer ``group`` in one vLLM call; if vLLM rejects the call (e.g. one prompt longer
-        than ``max_model_len``), bisect so only the bad requests get error completions."""
+    def _run_group(self, kind: str, group: Sequence[tuple[TeacherRequest, Any]]) -> Iterator[Completion]:
+        """Answer ``group`` in one vLLM call. If vLLM rejects a request (e.g. a prompt longer
+        than ``max_model_len``), bisect so only the bad requests get error completions. If the
+        engine itself fails mid-step, its state cannot be trusted (a retry on it can hang):
+        every request of the call gets the error and the engine is restarted for the next one."""
         try:
-            outputs = self._call(llm, kind, group)
+            outputs = self._call(self.llm, kind, group)
         except Exception as exc:
+            if not _is_request_error(exc):
+                log.error("the vLLM engine failed (%s: %s); restarting it", type(exc).__name__, exc)
+                self.close()
+                for request, _ in group:
+                    yield from self._errors(request, exc)
+                return
             if len(group) == 1:
                 yield from self._errors(group[0][0], exc)
                 return
             half = len(group) // 2
-            yield from self._run_group(llm, kind, group[:half])
-            yield from self._run_group(llm, kind, group[half:])
+            yield from self._run_group(kind, group[:half])
+            yield from self._run_group(kind, group[half:])
             return
         for (request, _), output in zip(group, outputs, strict=True):
             yield from self._completions(request, output)
