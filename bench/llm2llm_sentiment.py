@@ -17,23 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-CLI = str(Path(sys.executable).with_name("distilforge"))
+from runs import ROOT, mean_sd, run_config
 
 
 def config(args: argparse.Namespace, size: int, seed: int) -> dict[str, Any]:
     return {
         "name": f"rt-{args.tag}-n{size}-s{seed}",
         "seed": seed,
-        "output_dir": str(args.out),
         "dataset": {"type": "rotten-tomatoes", "seed_per_class": size, "test_size": 1000},
         "teacher": {"type": "vllm", "seed": seed},
         "student": {"type": "text-classifier", "mode": args.student_mode, "C": args.C},
@@ -50,24 +44,6 @@ def config(args: argparse.Namespace, size: int, seed: int) -> dict[str, Any]:
             {"type": "rouge-novelty", "threshold": 0.95},
         ],
     }
-
-
-def run_once(config_path: Path, run_dir: Path) -> list[dict[str, Any]]:
-    """Each run in its own process (one vLLM engine per process), resumed if it was cut off;
-    a finished run is read back, not redone. Returns the per-round metrics."""
-    manifest = run_dir / "manifest.json"
-    status = json.loads(manifest.read_text())["status"] if manifest.exists() else None
-    if status != "completed":
-        command = ["resume", str(run_dir)] if status else ["run", str(config_path)]
-        subprocess.run([CLI, *command], check=True, stdout=subprocess.DEVNULL)
-    rounds = sorted((run_dir / "rounds").iterdir(), key=lambda d: int(d.name))
-    return [json.loads((d / "metrics.json").read_text()) for d in rounds]
-
-
-def mean_sd(values: list[float]) -> str:
-    if len(values) < 2:
-        return f"{values[0]:.3f}" if values else "–"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 def main() -> None:
@@ -92,12 +68,8 @@ def main() -> None:
     rows = []
     for size in args.sizes:
         for seed in args.seeds:
-            cfg = config(args, size, seed)
-            path = args.out / f"{cfg['name']}.yaml"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(yaml.safe_dump(cfg))
             started = time.perf_counter()
-            metrics = run_once(path, args.out / cfg["name"])
+            metrics = run_config(config(args, size, seed), args.out)
             first, last = metrics[0], metrics[-1]
             rows.append(
                 {

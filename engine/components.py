@@ -125,6 +125,15 @@ class Method(Component[C], ABC):
         """The records the student trains on this round; default: every accepted record."""
         return list(pool)
 
+    def should_train(self, round_index: int, ctx: RunContext) -> bool:
+        """Whether the student is retrained at the start of this round; when not, the last
+        trained checkpoint is kept (and its test evaluation reused). Round 0 always trains."""
+        return True
+
+    def check(self, ctx: RunContext) -> None:
+        """Refuse a run whose other components this method cannot work with, before any work
+        starts; raise :class:`distilforge.engine.errors.ConfigError` naming the field to fix."""
+
 
 class Scorer(Component[C], ABC):
     @abstractmethod

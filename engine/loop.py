@@ -33,9 +33,11 @@ class RoundLoop:
         self.cache = cache
         self.console = console or make_console()
         self.pm = ctx.pm
+        self._student_round: int | None = None  # whose checkpoint the in-memory student holds
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> list[dict[str, Any]]:
+        self.ctx.method.check(self.ctx)
         self._seed()
         self.ctx.state = dict(self.store.manifest.get("state", {}))
         total_rounds = self.ctx.method.rounds
@@ -73,19 +75,26 @@ class RoundLoop:
 
     def _round(self, r: int, *, generate: bool) -> None:
         ctx, store = self.ctx, self.store
-        metrics: dict[str, Any] = {"round": r, "train_size": len(ctx.pool)}
+        training = ctx.method.training_records(ctx.pool, ctx)
+        metrics: dict[str, Any] = {"round": r, "train_size": len(training), "pool_size": len(ctx.pool)}
         metrics.update(self._load_partial_metrics(r))
-        checkpoint = store.round_dir(r) / "student"
 
         if store.stage_done(r, "train"):
-            ctx.student.load(checkpoint)
+            self._load_student(r)
+        elif r > 0 and not ctx.method.should_train(r, ctx):
+            self._load_student(r)  # a no-op unless resumed: the student in memory is the last one trained
+            metrics["trained"] = False
+            self._save_partial_metrics(r, metrics)
+            store.mark(r, "train")
         else:
             started = time.perf_counter()
-            with self.console.status(f"round {r}: training the student on {len(ctx.pool)} records"):
-                stats = hooks.train_student(self.pm, ctx.student, ctx.method.training_records(ctx.pool, ctx), ctx)
+            with self.console.status(f"round {r}: training the student on {len(training)} records"):
+                stats = hooks.train_student(self.pm, ctx.student, training, ctx)
             metrics["train_stats"] = stats
             metrics["train_seconds"] = round(time.perf_counter() - started, 2)
-            ctx.student.save(checkpoint)
+            metrics["trained"] = True
+            ctx.student.save(store.round_dir(r) / "student")
+            self._student_round = r
             self._save_partial_metrics(r, metrics)
             store.mark(r, "train")
             self._drop_old_checkpoints(r)
@@ -95,7 +104,10 @@ class RoundLoop:
         else:
             with self.console.status(f"round {r}: evaluating the student"):
                 train_eval = hooks.evaluate_student(self.pm, ctx.student, ctx.pool, "train", ctx)
-                test_eval = hooks.evaluate_student(self.pm, ctx.student, ctx.test, "test", ctx)
+                if metrics.get("trained", True) or r == 0:
+                    test_eval = hooks.evaluate_student(self.pm, ctx.student, ctx.test, "test", ctx)
+                else:  # same student as last round: same answers on the test split
+                    test_eval = Evaluation.model_validate(store.load_json(r - 1, "evaluation_test.json"))
             store.save_json(r, "evaluation_train.json", train_eval.model_dump(mode="json"))
             store.save_json(r, "evaluation_test.json", test_eval.model_dump(mode="json"))
             metrics["train_metrics"] = train_eval.metrics
@@ -120,7 +132,8 @@ class RoundLoop:
 
     def _generate(self, r: int, failures: list[Record], metrics: dict[str, Any]) -> None:
         ctx, store = self.ctx, self.store
-        requests = hooks.build_prompts(self.pm, failures, ctx) if failures else []
+        requests = hooks.build_prompts(self.pm, failures, ctx)
+        store.save_json(r, "requests.json", [q.model_dump(mode="json") for q in requests])
         metrics["requests"] = len(requests)
         with self._sampling_progress(r, sum(q.sampling.n for q in requests)) as on_completion:
             completions, stats = sample_with_cache(ctx, requests, self.cache, on_completion)
@@ -186,7 +199,13 @@ class RoundLoop:
                             sampling=request.sampling.cache_fields(),
                             sample_index=index,
                         ),
-                        "meta": {**record.meta, "finish_reason": completion.finish_reason},
+                        # "truncated" defaults to the answer's; a method that took a complete
+                        # example out of a cut answer says so with meta["truncated"] = False
+                        "meta": {
+                            "truncated": completion.finish_reason == "length",
+                            **record.meta,
+                            "finish_reason": completion.finish_reason,
+                        },
                     }
                 )
                 if record.id in known:
@@ -247,6 +266,13 @@ class RoundLoop:
 
     def _save_partial_metrics(self, r: int, metrics: dict[str, Any]) -> None:
         self.store.save_json(r, self._partial_path(r).name, metrics)
+
+    def _load_student(self, r: int) -> None:
+        """Load the checkpoint the student of round ``r`` is: that of the last round that trained."""
+        trained = next(t for t in range(r, -1, -1) if (self.store.round_dir(t) / "student").exists())
+        if self._student_round != trained:
+            self.ctx.student.load(self.store.round_dir(trained) / "student")
+            self._student_round = trained
 
     def _drop_old_checkpoints(self, r: int) -> None:
         for older in range(r):

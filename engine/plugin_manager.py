@@ -39,9 +39,11 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "distilforge.plugins.students.causal_lm",
     "distilforge.plugins.filters.validity",
     "distilforge.plugins.filters.novelty",
+    "distilforge.plugins.scorers.energy",
     "distilforge.plugins.datasets.builtin",
     "distilforge.plugins.datasets.gsm",
     "distilforge.plugins.methods.llm2llm",
+    "distilforge.plugins.methods.gold",
 )
 
 ALLOW_ENV = "DISTILFORGE_PLUGINS"

@@ -117,14 +117,25 @@ def test_schema_lists_every_installed_component(capsys: pytest.CaptureFixture[st
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     text = json.dumps(schema)
-    for name in ("llm2llm", "fake", "vllm", "openai", "transformers", "tfidf-logreg", "rotten-tomatoes", "file"):
+    for name in (
+        "llm2llm",
+        "gold",
+        "energy",
+        "fake",
+        "vllm",
+        "openai",
+        "transformers",
+        "tfidf-logreg",
+        "rotten-tomatoes",
+        "file",
+    ):
         assert f'"const": "{name}"' in text, name
     assert schema["additionalProperties"] is False
 
 
 @pytest.mark.parametrize(
-    "path", sorted(Path(__file__).parents[1].glob("examples/*/*.yaml")), ids=lambda p: p.parent.name
+    "path", sorted(Path(__file__).parents[1].glob("examples/*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.stem}"
 )
 def test_every_example_config_is_valid(engine: Engine, path: Path) -> None:
     config = load_config(path, engine.registry)
-    assert config.name and config.method.type == "llm2llm"
+    assert config.name and config.method.type == path.stem

@@ -65,10 +65,20 @@ def test_parse_validity_rules() -> None:
         assert out[record.id].startswith(rule), (rule, out.get(record.id))
     assert out[debris_first_line.id].startswith("debris")
     assert "Label: positive" in out[cases["debris"].id]
+    chatter = [rec("Here's a new example with the label positive."), rec("A tale labelled as negative, sadly.")]
+    assert all(out.startswith("debris") for out in f.reject(chatter, make_ctx()).values())
+    assert len(f.reject(chatter, make_ctx())) == 2
+    # ordinary reviews that merely use these words are kept
+    fine = [rec("Where is the heart here? Nowhere."), rec("The record label should be proud.")]
+    assert f.reject(fine, make_ctx()) == {}
     # without a task label set any non-empty target is fine
     assert f.reject([cases["label"]], make_ctx(labels=None)) == {}
     # a finished answer is not "truncated"
     assert f.reject([rec("A complete and finished answer.", finish_reason="stop")], make_ctx()) == {}
+    # nor is a complete example a method took out of a cut answer (it says so in meta)
+    salvaged = rec("A complete first paragraph.", finish_reason="length", truncated=False)
+    assert f.reject([salvaged], make_ctx()) == {}
+    assert f.reject([rec("Cut off in the mid", finish_reason="length", truncated=True)], make_ctx())
 
 
 # --------------------------------------------------------------------------- exact-dedup

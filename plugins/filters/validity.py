@@ -9,7 +9,8 @@ Rules, checked in this order (the reason names the first that fires):
 * ``too-short`` / ``too-long``: the stripped input has fewer than ``min_chars`` or more than
   ``max_chars`` characters.
 * ``debris``: the input still holds prompt-template scaffolding, e.g. a line that starts with
-  ``Label:`` or ``Text:`` (the teacher wrote two examples in one, or echoed the format).
+  ``Label:`` or ``Text:`` (the teacher wrote two examples in one, or echoed the format), or
+  talk about the task instead of an example ("Here's a new example with the label ...").
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 
 DEFAULT_DEBRIS = [
     r"^\s*(label|text|input|output|sentiment|category|class|example\s*\d*)\s*:",
+    # talk about the task instead of an example: "Here's a new example with the label ..."
+    r"^\s*here(\s+is|\s+are|'s|’s)\b",
+    r"\b(with|has) the label\b|\blabel(l?ed)? as\b|\bthe (new|old|original) example\b",
 ]
 
 
@@ -52,7 +56,7 @@ class ParseValidityFilter(Filter[ParseValidityConfig]):
     def check(self, record: Record, labels: Sequence[str] | None) -> str | None:
         """The reason ``record`` is invalid, or None."""
         cfg = self.config
-        if cfg.reject_truncated and record.meta.get("finish_reason") == "length":
+        if cfg.reject_truncated and record.meta.get("truncated", record.meta.get("finish_reason") == "length"):
             return "truncated: the teacher hit its token limit (finish_reason=length)"
         target = record.target.strip()
         if not target:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from distilforge.engine.components import Method
 from distilforge.engine.context import RunContext
 from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.plugins.methods.text_examples import BadAnswer, extract_example, normalise
 from distilforge.schemas import (
     ChatMessage,
     Completion,
@@ -102,12 +103,7 @@ class LLM2LLMConfig(ComponentConfig):
     min_chars: int = Field(12, ge=1)
 
 
-_PREFIX = re.compile(r"^\s*(new example|example|text|review|sentence|question)\s*\d*\s*[:\-]\s*", re.I)
 _ANSWER = re.compile(r"####\s*\$?\s*(-?[\d,]*\.?\d+)")
-
-
-def _norm(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
 
 
 class LLM2LLM(Method[LLM2LLMConfig]):
@@ -169,25 +165,19 @@ class LLM2LLM(Method[LLM2LLMConfig]):
             if truncated:
                 return "truncated: the answer hit max_tokens"
             return self._parse_math(completion.text, parent_input, request)
-        text = completion.text.strip()
-        paragraphs = [p.strip() for p in re.split(r"\n\s*\n|\n(?=label\s*:)", text, flags=re.I) if p.strip()]
-        if not paragraphs:
-            return "empty answer"
-        if truncated and len(paragraphs) == 1:
-            # only the example itself was cut; chatter after a complete example does not matter
-            return "truncated: the answer hit max_tokens"
-        candidate = _PREFIX.sub("", paragraphs[0]).strip().strip('"“”').strip()
-        candidate = " ".join(candidate.split())
-        if len(candidate) < self.config.min_chars:
-            return f"too short ({len(candidate)} chars)"
-        if _norm(candidate) == _norm(parent_input):
-            return "copied the original example"
+        try:
+            candidate = extract_example(
+                completion.text, truncated=truncated, min_chars=self.config.min_chars, original=parent_input
+            )
+        except BadAnswer as error:
+            return str(error)
         return [
             Record(
                 input=candidate,
                 target=str(request.meta["target"]),
                 origin="synthetic",
                 parent_id=request.meta.get("parent_id"),
+                meta={"truncated": False},  # extract_example refuses a cut example
             )
         ]
 
@@ -202,7 +192,7 @@ class LLM2LLM(Method[LLM2LLMConfig]):
             return "malformed: the answer does not end with '#### <number>'"
         answer = answer[: final.start()].rstrip() + f"\n#### {final.group(1).replace(',', '')}"
         answer = answer.strip()
-        if _norm(question) == _norm(parent_input):
+        if normalise(question) == normalise(parent_input):
             return "copied the original problem"
         return [Record(input=question, target=answer, origin="synthetic", parent_id=request.meta.get("parent_id"))]
 

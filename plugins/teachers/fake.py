@@ -1,6 +1,6 @@
 """A deterministic scripted teacher for tests, dry runs and plugin authors.
 
-Each answer is picked from ``responses`` by a hash of (prompt, sample index) and formatted
+Each answer is picked from ``responses`` by a hash of (prompt, salt, sample index) and formatted
 with ``{hash}`` (8 hex chars of that hash), so the same request always gets the same answer
 and different requests get different ones. ``call_log`` appends one JSON line per delivered
 sample (fsync'd), which lets tests count exactly which requests the teacher answered.
@@ -36,7 +36,10 @@ class FakeTeacher(Teacher[FakeTeacherConfig]):
         return f"fake:{self.config.model}"
 
     def answer(self, request: TeacherRequest, sample_index: int) -> str:
-        digest = content_hash({"prompt": request.prompt_payload(), "i": sample_index})
+        identity = {"prompt": request.prompt_payload(), "i": sample_index}
+        if request.salt:  # a salted request asks for fresh samples of the same prompt
+            identity["salt"] = request.salt
+        digest = content_hash(identity)
         template = self.config.responses[int(digest, 16) % len(self.config.responses)]
         return template.replace("{hash}", digest[:8])
 
