@@ -23,9 +23,9 @@ exact search and agreement of the filter decision (similarity > threshold).
 
 Repetitions stop early (at least one) once the next one would exceed ``--rep-budget`` seconds
 per size (``--query-budget`` for vector queries); the number of repetitions is printed with
-every median. HNSW is built only up to ``--hnsw-max`` vectors (building it at 1M with the default
-parameters takes longer than the whole default run). Writes the tables to
-bench/results/novelty.md (``--out``).
+every median. HNSW is built only up to ``--hnsw-max`` vectors: with the filter's parameters, the
+1M build took ~20 min on a shared 2-core machine, more than the rest of the default run (the
+third command above measures it). Writes the tables to bench/results/novelty.md (``--out``).
 """
 
 from __future__ import annotations
@@ -121,6 +121,13 @@ def log(message: str) -> None:
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
+
+
+def spread(values: Sequence[float]) -> str:
+    """Median, and the range when there is more than one value."""
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
 
 
 def load_average() -> str:
@@ -396,7 +403,7 @@ def text_part(args: argparse.Namespace, report: list[str], notes: list[str]) -> 
             hit, via_src, other = caught(cands, res.rejected)
             split = f"{median(res.embed):.2f} + {median(res.search):.2f}" if res.embed else "-"
             rows.append(
-                f"| {size} | {n_inj} | {name} | {reps_done} | {median(res.seconds):.2f} | {split} | "
+                f"| {size} | {n_inj} | {name} | {reps_done} | {spread(res.seconds)} | {split} | "
                 f"{hit}/{n_inj} ({hit / n_inj:.1%}) | {via_src} | {other} |"
             )
         search_ratio = median(rouge.seconds) / median(faiss_.search)
@@ -407,9 +414,9 @@ def text_part(args: argparse.Namespace, report: list[str], notes: list[str]) -> 
             ids = [rid for rid, k in cands.kind.items() if k == kind]
             r_hit = sum(rid in rouge.rejected for rid in ids)
             f_hit = sum(rid in faiss_.rejected for rid in ids)
-            share = f"{r_hit} ({r_hit / len(ids):.0%}) | {f_hit} ({f_hit / len(ids):.0%})"
+            share = f"{r_hit} ({r_hit / len(ids):.1%}) | {f_hit} ({f_hit / len(ids):.1%})"
             kind_rows.append(f"| {size} | {kind} | {len(ids)} | {share} |")
-        if size == args.sizes[0]:
+        if size == args.sizes[-1]:
             by_id = {r.id: r.input for r in cands.records}
             others = [(rid, reason) for rid, reason in faiss_.rejected.items() if rid not in cands.kind]
             for rid, reason in others[:3]:
@@ -423,7 +430,8 @@ def text_part(args: argparse.Namespace, report: list[str], notes: list[str]) -> 
         log(f"size {size}: ROUGE/FAISS time {ratio:.2f}, {search_ratio:.1f} vs search only (medians of {reps_done})")
 
     header = [
-        "| candidates | injected | filter | reps | median s | FAISS embed + search s | injected caught (recall) |"
+        "| candidates | injected | filter | reps | median s (min–max) | FAISS embed + search s (medians) |"
+        " injected caught (recall) |"
         " caught via own source | other rejects |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -449,7 +457,7 @@ def text_part(args: argparse.Namespace, report: list[str], notes: list[str]) -> 
         "",
     ]
     if examples:
-        report += [f"Examples from the {args.sizes[0]} set (FAISS other rejects, then misses):", "", *examples, ""]
+        report += [f"Examples from the {args.sizes[-1]} set (FAISS other rejects, then misses):", "", *examples, ""]
     print("\n" + "\n".join(header + rows) + "\n\n" + "\n".join(kind_header + kind_rows) + "\n", flush=True)
     if examples:
         print("\n".join(examples) + "\n", flush=True)
@@ -656,7 +664,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.vector_sizes:
         vector_part(args, report, notes)
     total = time.perf_counter() - STARTED
-    notes.append(f"total runtime {total / 60:.1f} min; load average at the end {load_average()}")
+    cpu = sum(os.times()[:4])
+    notes.append(
+        f"total runtime {total / 60:.1f} min; this process used {cpu / total:.2f} CPUs on average"
+        f" (CPU time / wall time, {THREADS} threads at most); load average at the end {load_average()}"
+    )
     report += ["## Notes", "", *(f"- {n}" for n in notes), ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(report), encoding="utf-8")

@@ -104,7 +104,7 @@ class RoundLoop:
         else:
             with self.console.status(f"round {r}: evaluating the student"):
                 train_eval = hooks.evaluate_student(self.pm, ctx.student, ctx.pool, "train", ctx)
-                if metrics.get("trained", True) or r == 0:
+                if metrics.get("trained", True):
                     test_eval = hooks.evaluate_student(self.pm, ctx.student, ctx.test, "test", ctx)
                 else:  # same student as last round: same answers on the test split
                     test_eval = Evaluation.model_validate(store.load_json(r - 1, "evaluation_test.json"))

@@ -246,6 +246,15 @@ def test_token_logprobs_and_energy(tiny_model_dir: Path) -> None:
     assert energy.shape == (3,)
     assert energy[0] == pytest.approx(float(expected), abs=1e-4)
 
+    # the energy scorer plugin gives the same numbers through the OOD-scoring path
+    from types import SimpleNamespace
+
+    from distilforge.plugins.scorers.energy import EnergyScorer, EnergyScorerConfig, free_energy
+
+    assert free_energy(logits[None])[0] == pytest.approx(energy[0], abs=1e-4)
+    scores = EnergyScorer(EnergyScorerConfig()).score(records, SimpleNamespace(student=student))  # type: ignore[arg-type]
+    assert [scores[r.id]["energy"] for r in records] == pytest.approx(list(energy), abs=1e-6)
+
 
 # --------------------------------------------------------------------------- plugins and dataset
 
