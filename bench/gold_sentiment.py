@@ -11,7 +11,7 @@ snippets (test split) vs 500 of the corpus's "plot" rows (plot summaries, not op
     .venv/bin/python bench/gold_sentiment.py                      # 3 seeds, 20 batches of 8
     .venv/bin/python bench/gold_sentiment.py --batches 40 --tag long
 
-Runs are reused when finished and resumed when cut off (see bench/runs.py). Prints the table and
+Runs are reused when finished and resumed when cut off (see bench/experiment_runs.py). Prints the table and
 writes it to bench/results/gold_sentiment[-TAG].md.
 """
 
@@ -25,13 +25,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from experiment_runs import ROOT, mean_sd, run_config
 from sklearn.metrics import roc_auc_score
 
 from distilforge.plugins.datasets.builtin import RottenTomatoes, RottenTomatoesConfig, load_rotten_tomatoes
 from distilforge.plugins.scorers.energy import free_energy
 from distilforge.plugins.students.text_classifier import TextClassifierConfig, TextClassifierStudent
 from distilforge.schemas import ChatMessage, Record, SamplingParams, TeacherRequest
-from runs import ROOT, mean_sd, run_config
 
 LABELS = ["negative", "positive"]
 STUDENT = {"type": "text-classifier", "mode": "frozen"}

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runs import ROOT, mean_sd, run_config
+from experiment_runs import ROOT, mean_sd, run_config
 
 
 def config(args: argparse.Namespace, size: int, seed: int) -> dict[str, Any]:
