@@ -131,7 +131,6 @@ def print_summary(metrics: list[dict[str, Any]], console: Console) -> None:
     ):
         table.add_column(column, justify="right")
     for m in metrics:
-        rejected = m.get("rejected") or {}
         table.add_row(
             _fmt(m.get("round")),
             _fmt(m.get("train_size")),
@@ -140,7 +139,7 @@ def print_summary(metrics: list[dict[str, Any]], console: Console) -> None:
             _fmt(m.get("failures")),
             _fmt(m.get("generated")),
             _fmt(m.get("accepted")),
-            _fmt(sum(rejected.values()) if rejected else None),
+            _fmt(sum(m["rejected"].values()) if "rejected" in m else None),  # a generating round, 0 included
             _fmt(m.get("samples_cached")),
             _fmt(m.get("samples_new")),
         )
