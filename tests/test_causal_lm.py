@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,27 @@ def test_loss_masks_prompt_and_padding_and_equals_answer_nll(tiny_model_dir: Pat
     assert torch.allclose(loss, expected, atol=1e-5)
     assert n == len(nll) and torch.allclose(total / n, expected, atol=1e-5)
     assert n_unmasked > n and not torch.allclose(total_unmasked / n_unmasked, expected, atol=1e-3)
+
+
+def test_symmetric_cross_entropy_over_answer_tokens(tiny_model_dir: Path) -> None:
+    """loss: sce = alpha * mean CE + beta * mean RCE over the answer tokens, where per token
+    RCE = -log(1e-4) * (1 - p(label)); and a student trains with it."""
+    student = _student(tiny_model_dir, loss="sce", sce_alpha=0.1, sce_beta=1.0)
+    model = student._ensure_base()
+    records = _records(2)
+    batch = student.collate([student.encode_example(r)[:2] for r in records])
+    with torch.no_grad():
+        total, n = student.answer_loss(model, batch)
+        nll, n_ce = student.answer_nll(model, batch)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+        labels = batch["labels"][:, 1:]
+        keep = labels != -100
+        p_label = torch.softmax(logits[:, :-1][keep], dim=-1).gather(1, labels[keep][:, None]).squeeze(1)
+    expected = 0.1 * nll / n_ce + 1.0 * (-math.log(1e-4)) * (1 - p_label).mean()
+    assert n == n_ce and torch.allclose(total / n, expected, atol=1e-4)
+    assert not torch.allclose(total / n, nll / n_ce, atol=1e-3)  # a different loss from CE
+    stats = student.train(records, seed=0)
+    assert math.isfinite(stats["loss"]) and student.state_fingerprint() != student.base_state_fingerprint()
 
 
 def test_training_learns_the_answer(tiny_model_dir: Path) -> None:

@@ -9,11 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from distilforge.plugins.students.text_classifier import (
-    TextClassifierConfig,
-    TextClassifierStudent,
-    symmetric_cross_entropy,
-)
+from distilforge.plugins.students.losses import symmetric_cross_entropy
+from distilforge.plugins.students.text_classifier import TextClassifierConfig, TextClassifierStudent
 from distilforge.plugins.students.tfidf import TfidfLogregConfig, TfidfLogregStudent
 from distilforge.schemas import Record
 

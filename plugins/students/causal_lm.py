@@ -54,6 +54,7 @@ from torch import nn
 from distilforge.engine.components import Prediction, Student
 from distilforge.engine.hookspecs import Register, hookimpl
 from distilforge.engine.models import compute_threads
+from distilforge.plugins.students.losses import symmetric_cross_entropy
 from distilforge.schemas import ComponentConfig, Evaluation, Record, RecordResult
 
 DEFAULT_SYSTEM_PROMPT = "Solve the math word problem step by step. End with a line '#### <number>'."
@@ -180,6 +181,9 @@ class CausalLMConfig(ComponentConfig):
     weight_decay: float = Field(0.0, ge=0.0)
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
     max_grad_norm: float = Field(1.0, gt=0.0)
+    loss: Literal["ce", "sce"] = Field("ce", description="sce: symmetric cross-entropy over the answer tokens")
+    sce_alpha: float = Field(0.1, ge=0.0, description="CE weight of the symmetric loss (GOLD: 0.1 for generation)")
+    sce_beta: float = Field(1.0, ge=0.0, description="reverse-CE weight of the symmetric loss")
     max_length: int = Field(512, ge=16, description="prompt + answer tokens; longer examples lose the answer's end")
     prompt_format: Literal["chat", "plain"] = Field(
         "chat", description="chat: the tokenizer's chat template; plain: 'Question: ...\\nAnswer: ...'"
@@ -366,21 +370,32 @@ class CausalLMStudent(Student[CausalLMConfig]):
         hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         return hidden, model.get_output_embeddings()
 
-    def answer_nll(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-        """``(sum of NLL over labelled positions, number of labelled positions)`` for a batch.
-
-        Position ``t`` predicts token ``t + 1``; the LM head runs only where the label is kept.
-        """
+    def _answer_logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and labels at the labelled positions only (position ``t`` predicts token ``t + 1``;
+        the LM head runs only where the label is kept)."""
         hidden, head = self._hidden_and_head(model, batch)
         labels = batch["labels"][:, 1:]
         keep = labels != -100
-        logits = head(hidden[:, :-1][keep]).float()
-        return F.cross_entropy(logits, labels[keep], reduction="sum"), int(keep.sum())
+        return head(hidden[:, :-1][keep]).float(), labels[keep]
+
+    def answer_nll(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        """``(sum of NLL over labelled positions, number of labelled positions)`` for a batch."""
+        logits, labels = self._answer_logits(model, batch)
+        return F.cross_entropy(logits, labels, reduction="sum"), len(labels)
+
+    def answer_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        """``(sum of the configured loss over labelled positions, their number)``: NLL, or the
+        symmetric cross-entropy per token (robust to the noisy answers a teacher writes)."""
+        if self.config.loss == "ce":
+            return self.answer_nll(model, batch)
+        logits, labels = self._answer_logits(model, batch)
+        mean = symmetric_cross_entropy(logits, labels, self.config.sce_alpha, self.config.sce_beta)
+        return mean * len(labels), len(labels)
 
     def batch_loss(self, records: Sequence[Record], model: nn.Module | None = None) -> torch.Tensor:
-        """Mean NLL of the answer tokens of ``records`` (one batch), as minimised by ``train``."""
+        """Mean loss per answer token of ``records`` (one batch), as minimised by ``train``."""
         batch = self.collate([self.encode_example(r)[:2] for r in records])
-        total, count = self.answer_nll(model or self.model, batch)
+        total, count = self.answer_loss(model or self.model, batch)
         return total / max(count, 1)
 
     # ------------------------------------------------------------------ train
@@ -438,22 +453,22 @@ class CausalLMStudent(Student[CausalLMConfig]):
         epoch_loss, tokens = 0.0, 0
         for _ in range(cfg.epochs):
             order = torch.randperm(n, generator=gen).tolist()
-            nll_sum, epoch_tokens = 0.0, 0
+            epoch_sum, epoch_tokens = 0.0, 0
             for b in range(steps_per_epoch):
                 idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
                 step_tokens = sum(sum(1 for x in examples[i][1][1:] if x != -100) for i in idx)
                 optimizer.zero_grad(set_to_none=True)
                 for m in range(0, len(idx), cfg.micro_batch_size):
                     batch = self.collate([examples[i] for i in idx[m : m + cfg.micro_batch_size]])
-                    nll, _ = self.answer_nll(model, batch)
+                    loss_sum, _ = self.answer_loss(model, batch)
                     # Token-weighted mean over the whole optimizer batch, across micro-batches.
-                    (nll / max(step_tokens, 1)).backward()
-                    nll_sum += float(nll.detach())
+                    (loss_sum / max(step_tokens, 1)).backward()
+                    epoch_sum += float(loss_sum.detach())
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 epoch_tokens += step_tokens
-            epoch_loss = nll_sum / max(epoch_tokens, 1)
+            epoch_loss = epoch_sum / max(epoch_tokens, 1)
             tokens += epoch_tokens
         return {
             "loss": epoch_loss,

@@ -39,6 +39,7 @@ from torch import nn
 from distilforge.engine.components import Prediction, Student
 from distilforge.engine.hookspecs import Register, hookimpl
 from distilforge.engine.models import compute_threads, default_encoder_dir
+from distilforge.plugins.students.losses import symmetric_cross_entropy
 from distilforge.plugins.students.tfidf import (
     fit_logreg,
     predictions_from_logits,
@@ -51,23 +52,6 @@ from distilforge.schemas import ComponentConfig, Record
 # The LLM2LLM loop re-trains on a growing pool; only the new texts are embedded each round.
 _EMBED_CACHE: dict[tuple[str, int, str], np.ndarray] = {}
 _EMBED_CACHE_MAX = 200_000  # ~300 MB of 384-d float32 vectors; cleared wholesale when full
-
-
-def symmetric_cross_entropy(
-    logits: torch.Tensor, targets: torch.Tensor, alpha: float, beta: float, clamp_min: float = 1e-4
-) -> torch.Tensor:
-    """Symmetric cross-entropy (Wang et al. 2019), as used by GOLD for noisy generated labels.
-
-    ``L = alpha * CE + beta * RCE`` with the reverse cross-entropy
-    ``RCE = -sum_k softmax(logits)_k * log(clamp(onehot_k, clamp_min, 1))``, both batch means.
-    Since log(1) = 0, RCE equals ``-log(clamp_min) * (1 - p_target)``: a bounded, MAE-like term
-    that does not chase confidently wrong (noisy) labels the way CE does.
-    """
-    ce = F.cross_entropy(logits, targets)
-    probs = F.softmax(logits, dim=1)
-    onehot = F.one_hot(targets, num_classes=logits.shape[1]).to(logits.dtype)
-    rce = -(probs * torch.log(onehot.clamp(min=clamp_min, max=1.0))).sum(dim=1).mean()
-    return alpha * ce + beta * rce
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
