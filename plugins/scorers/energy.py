@@ -19,18 +19,13 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
+from scipy.special import logsumexp
 
 from distilforge.engine.components import Scorer
 from distilforge.engine.context import RunContext
 from distilforge.engine.errors import DistilforgeError
 from distilforge.engine.hookspecs import Register, hookimpl
 from distilforge.schemas import ComponentConfig, Record
-
-
-def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
-    top = np.max(x, axis=axis, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
-    return np.squeeze(top, axis=axis) + np.log(np.sum(np.exp(x - top), axis=axis))
 
 
 def free_energy(logits: np.ndarray, temperature: float = 1.0, mask: np.ndarray | None = None) -> np.ndarray:
@@ -43,7 +38,7 @@ def free_energy(logits: np.ndarray, temperature: float = 1.0, mask: np.ndarray |
     if temperature <= 0:
         raise ValueError("temperature must be > 0")
     x = np.asarray(logits, dtype=np.float64)
-    energy = -temperature * _logsumexp(x / temperature, axis=-1)
+    energy = -temperature * logsumexp(x / temperature, axis=-1)
     if x.ndim == 2:
         if mask is not None:
             raise ValueError("mask applies to per-token logits [N, S, V] only")
