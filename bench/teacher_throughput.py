@@ -69,15 +69,21 @@ def make_prompts(count: int) -> list[str]:
     return prompts[:count]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def throughput_parser(description: str | None) -> argparse.ArgumentParser:
+    """The options the throughput benchmarks share (this one and bench/ray_scaling.py)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=256)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--model", default=None, help="model directory; default: the embedded SmolLM2-135M")
-    parser.add_argument("--dtype", default="auto")
     parser.add_argument("--kv-cache-gib", type=float, default=1.0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = throughput_parser(__doc__)
+    parser.add_argument("--dtype", default="auto")
     parser.add_argument("--floor", type=float, default=0.95)
     args = parser.parse_args(argv)
 

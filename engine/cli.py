@@ -61,6 +61,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    if args.check:
+        return cmd_plugins_check(args)
     from distilforge.engine.plugin_manager import describe_plugins
 
     engine = _engine()
@@ -77,6 +79,37 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for row in rows:
         table.add_row(row["name"], row["version"], row["origin"], ", ".join(row["components"]), ", ".join(row["hooks"]))
     make_console(stderr=False).print(table)
+    return 0
+
+
+def cmd_plugins_check(args: argparse.Namespace) -> int:
+    """Validate every installed plugin against the hookspecs; exit 1 when any has a problem."""
+    from distilforge.engine.hookspecs import HOOKSPEC_VERSION
+    from distilforge.engine.plugin_check import check_plugins
+
+    reports = check_plugins()
+    bad = [r for r in reports if not r.ok]
+    if args.json:
+        print(json.dumps([r.as_dict() for r in reports], indent=2))
+        return 1 if bad else 0
+    console = make_console(stderr=False)
+    for report in reports:
+        state = "" if report.loaded else "  (not loaded: DISTILFORGE_PLUGINS)"
+        mark = "[green]ok[/green]  " if report.ok else "[bold red]FAIL[/bold red]"
+        console.print(f"{mark} {report.name}  [dim]{report.origin}{state}[/dim]", highlight=False)
+        for problem in report.problems:
+            console.print(Text(f"       hook {problem.hook!r}: {problem.message}"), highlight=False)
+    summary = f"{len(reports)} plugins checked against hookspec {HOOKSPEC_VERSION}: "
+    console.print(summary + (f"{len(bad)} with problems" if bad else "all ok"), highlight=False)
+    return 1 if bad else 0
+
+
+def cmd_new_plugin(args: argparse.Namespace) -> int:
+    from distilforge.engine.scaffold import new_plugin
+
+    root = new_plugin(args.name, Path(args.dir), kind=args.kind, force=args.force)
+    print(root)
+    print(f"next: pip install -e '{root}[test]' && pytest {root}", file=sys.stderr)
     return 0
 
 
@@ -134,7 +167,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plugins", help="list plugins, their versions, components and hooks")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="validate installed plugins against the hookspecs (hook names, argument names, register_* configs);"
+        " exit 1 on any mismatch",
+    )
     p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("new-plugin", help="scaffold a plugin package (entry point, component, config, tests)")
+    p.add_argument("name", help="the component's type and the entry point's name, e.g. keyword-filter")
+    p.add_argument("--kind", choices=["filter", "scorer"], default="filter", help="component to start from")
+    p.add_argument("--dir", default=".", help="parent directory of the new package (default: here)")
+    p.add_argument("--force", action="store_true", help="write into an existing non-empty directory")
+    p.set_defaults(func=cmd_new_plugin)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the run config (all installed plugins)")
     p.set_defaults(func=cmd_schema)

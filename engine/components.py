@@ -121,6 +121,12 @@ class Method(Component[C], ABC):
         self, completion: Completion, request: TeacherRequest, ctx: RunContext
     ) -> list[Record] | str: ...
 
+    @property
+    def retries(self) -> int:
+        """How many times an answer that :meth:`parse_completion` rejects is asked for again (a fresh sample of
+        the same prompt; every reject still lands in ``rejects.jsonl``). Default: never."""
+        return 0
+
     def training_records(self, pool: Sequence[Record], ctx: RunContext) -> list[Record]:
         """The records the student trains on this round; default: every accepted record."""
         return list(pool)

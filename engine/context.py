@@ -22,6 +22,8 @@ class RunContext:
 
     ``state`` is a JSON-serialisable dict that a method may use to carry information from one
     round to the next; the engine saves it with each committed round, so it survives a resume.
+    ``dataset_info`` is what the dataset said about itself beyond records (``DatasetSplits.extra``,
+    e.g. a table's feature list), saved with the run.
     """
 
     config: RunConfig
@@ -40,7 +42,10 @@ class RunContext:
     test: list[Record] = field(default_factory=list)
     labels: list[str] | None = None
     task: str = ""
+    dataset_info: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
+    # where sampling and scoring run (distilforge.engine.executors); built on first use
+    executor: Any = None
 
     @property
     def seed(self) -> int:
@@ -52,6 +57,9 @@ class RunContext:
         return path
 
     def close(self) -> None:
+        if self.executor is not None:
+            self.executor.close()
+            self.executor = None
         for component in (self.teacher, self.student, self.method, self.dataset, *self.scorers, *self.filters):
             if component is not None:
                 component.close()

@@ -28,9 +28,10 @@ from distilforge.engine.config import explain
 from distilforge.engine.console import make_console
 from distilforge.engine.context import RunContext
 from distilforge.engine.errors import ConfigError
+from distilforge.engine.executors import executor_for
 from distilforge.engine.sampling import sample_with_cache
 from distilforge.engine.store import JsonlAppender, TeacherCache, read_jsonl
-from distilforge.schemas import ComponentConfig, SamplingParams, TeacherRequest
+from distilforge.schemas import ComponentConfig, ExecutorConfig, SamplingParams, TeacherRequest
 
 
 class GenerateSettings(BaseModel):
@@ -41,6 +42,7 @@ class GenerateSettings(BaseModel):
     chunk_size: int = Field(1024, ge=1)
     seed: int = 0
     teacher_cache: Path = Path("runs/teacher-cache.sqlite")
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
 
 
 @dataclass
@@ -127,7 +129,9 @@ def generate(
         with progress, JsonlAppender(out_path) as out, JsonlAppender(rejects_path) as rejects:
             task = progress.add_task("prompts", total=total, completed=0, rate="")
             stream = pending()
-            while chunk := list(itertools.islice(stream, settings.chunk_size)):
+            # on Ray a chunk must hold enough shards to keep every worker busy; the output is the same
+            chunk_size = max(settings.chunk_size, executor_for(ctx).chunk_hint)
+            while chunk := list(itertools.islice(stream, chunk_size)):
                 results, stats = sample_with_cache(ctx, chunk, cache)
                 rows: list[dict[str, Any]] = []
                 errors: list[dict[str, Any]] = []
@@ -167,7 +171,7 @@ def generate(
                 )
             progress.update(task, completed=summary.prompts + summary.skipped)
     finally:
-        teacher.close()
+        ctx.close()  # the teacher, and the executor's workers if any
         cache.close()
     summary.seconds = time.perf_counter() - started
     print_generate_summary(summary, out_path, console)

@@ -1,7 +1,10 @@
 """The public plugin API of distilforge: every hook a plugin may implement.
 
-This module is the contract with plugin authors. ``HOOKSPEC_VERSION`` changes whenever a
-signature here changes (a test pins the signatures to the version).
+This module is the contract with plugin authors (the full reference, with a worked example per
+component kind, is ``docs/plugins.md``). ``HOOKSPEC_VERSION`` (``major.minor``) changes whenever a
+signature here changes: the minor number for additions existing plugins do not notice, the major
+number for anything that can break one. ``tests/test_plugin_kit.py`` pins the signatures of each
+version, and ``distilforge plugins --check`` validates installed plugins against these specs.
 
 Two kinds of hooks:
 

@@ -26,6 +26,16 @@ from distilforge.engine.store.jsonl import JsonlAppender
 from distilforge.schemas import Completion, Evaluation, Provenance, Record, Reject, TeacherRequest
 
 
+def retry_request(request: TeacherRequest, count: int, attempt: int) -> TeacherRequest:
+    """The same prompt asked again for ``count`` samples under a new salt, so a sampling teacher draws fresh
+    answers and the cache does not hand back the ones that could not be parsed."""
+    data = request.model_dump(exclude={"id"})
+    data["sampling"]["n"] = count
+    data["salt"] = f"{request.salt}|retry-{attempt}"
+    data["meta"] = {**request.meta, "retry_of": request.meta.get("retry_of", request.id), "attempt": attempt}
+    return TeacherRequest.model_validate(data)
+
+
 class RoundLoop:
     def __init__(self, ctx: RunContext, store: RunStore, cache: TeacherCache, console: Console | None = None) -> None:
         self.ctx = ctx
@@ -59,6 +69,7 @@ class RoundLoop:
             self.ctx.test = self.store.load_test()
             self.ctx.labels = self.store.manifest.get("labels")
             self.ctx.task = self.store.manifest.get("task", "")
+            self.ctx.dataset_info = self.store.manifest.get("dataset_info", {})
             return
         splits = self.ctx.dataset.load(self.ctx.seed)
         seeds = [r.model_copy(update={"origin": r.origin or "seed", "round": 0}) for r in splits.seed]
@@ -67,11 +78,12 @@ class RoundLoop:
         test_file.unlink(missing_ok=True)
         with JsonlAppender(test_file) as out:
             out.write_many(r.model_dump(mode="json") for r in splits.test)
-        self.store.manifest.update({"labels": splits.labels, "task": splits.task})
+        self.store.manifest.update({"labels": splits.labels, "task": splits.task, "dataset_info": splits.extra})
         self.store.commit(unique)
         self.store.manifest["seeded"] = True
         self.store.save_manifest()
         self.ctx.test, self.ctx.labels, self.ctx.task = list(splits.test), splits.labels, splits.task
+        self.ctx.dataset_info = dict(splits.extra)
 
     def _round(self, r: int, *, generate: bool) -> None:
         ctx, store = self.ctx, self.store
@@ -133,13 +145,23 @@ class RoundLoop:
     def _generate(self, r: int, failures: list[Record], metrics: dict[str, Any]) -> None:
         ctx, store = self.ctx, self.store
         requests = hooks.build_prompts(self.pm, failures, ctx)
-        store.save_json(r, "requests.json", [q.model_dump(mode="json") for q in requests])
         metrics["requests"] = len(requests)
-        with self._sampling_progress(r, sum(q.sampling.n for q in requests)) as on_completion:
-            completions, stats = sample_with_cache(ctx, requests, self.cache, on_completion)
-        metrics.update(stats.as_dict())
-
-        candidates, rejects = self._parse(r, requests, completions)
+        sent, asked = list(requests), list(requests)
+        candidates, rejects, totals = self._sample_and_parse(r, asked)
+        latest = rejects
+        for attempt in range(1, ctx.method.retries + 1):  # answers the method could not parse are asked again
+            failed = Counter(x.request_id for x in latest if x.stage == "parse")
+            asked = [retry_request(q, failed[q.id], attempt) for q in asked if failed[q.id]]
+            if not asked:
+                break
+            sent += asked
+            more, latest, stats = self._sample_and_parse(r, asked, {c.id for c in candidates})
+            candidates += more
+            rejects += latest
+            totals = {k: totals[k] + v for k, v in stats.items()}
+            metrics["retried"] = metrics.get("retried", 0) + sum(q.sampling.n for q in asked)
+        store.save_json(r, "requests.json", [q.model_dump(mode="json") for q in sent])
+        metrics.update(totals)
         metrics["generated"] = len(candidates) + sum(1 for x in rejects if x.stage == "parse")
         if candidates:
             for record_id, scores in hooks.score_ood(self.pm, candidates, ctx).items():
@@ -166,11 +188,23 @@ class RoundLoop:
         store.commit(accepted, rejects, round_index=r, stage="generate", state=ctx.state)
         store.save_json(r, "metrics.json", metrics)
 
+    def _sample_and_parse(
+        self, r: int, requests: list[TeacherRequest], earlier: set[str] | None = None
+    ) -> tuple[list[Record], list[Reject], dict[str, float]]:
+        with self._sampling_progress(r, sum(q.sampling.n for q in requests)) as on_completion:
+            completions, stats = sample_with_cache(self.ctx, requests, self.cache, on_completion)
+        candidates, rejects = self._parse(r, requests, completions, earlier or set())
+        return candidates, rejects, stats.as_dict()
+
     def _parse(
-        self, r: int, requests: list[TeacherRequest], completions: dict[tuple[str, int], Completion]
+        self,
+        r: int,
+        requests: list[TeacherRequest],
+        completions: dict[tuple[str, int], Completion],
+        earlier: set[str],
     ) -> tuple[list[Record], list[Reject]]:
         ctx = self.ctx
-        known = {rec.id for rec in ctx.pool}
+        known = {rec.id for rec in ctx.pool} | earlier
         candidates: list[Record] = []
         rejects: list[Reject] = []
         by_request = {q.id: q for q in requests}

@@ -6,7 +6,8 @@
   means none); unset means all installed plugins load.
 * ``DISTILFORGE_TRACE_HOOKS=1`` logs every hook call, its implementations and its duration.
 * Every hook implementation is wrapped so that an exception surfaces as :class:`PluginError`
-  naming the plugin and the hook.
+  naming the plugin and the hook. When the engine's own default (``distilforge.plugins.dispatch``)
+  was only delegating to a component, the error names the plugin whose code raised instead.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -37,15 +39,19 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "distilforge.plugins.students.tfidf",
     "distilforge.plugins.students.text_classifier",
     "distilforge.plugins.students.causal_lm",
+    "distilforge.plugins.students.tabular_student",
     "distilforge.plugins.filters.validity",
     "distilforge.plugins.filters.novelty",
     "distilforge.plugins.scorers.energy",
     "distilforge.plugins.datasets.builtin",
     "distilforge.plugins.datasets.gsm",
+    "distilforge.plugins.datasets.table",
     "distilforge.plugins.methods.llm2llm",
     "distilforge.plugins.methods.gold",
+    "distilforge.plugins.methods.laat",
 )
 
+DISPATCH_PLUGIN = "distilforge.plugins.dispatch"
 ALLOW_ENV = "DISTILFORGE_PLUGINS"
 TRACE_ENV = "DISTILFORGE_TRACE_HOOKS"
 
@@ -57,7 +63,30 @@ def allowed_external_plugins() -> set[str] | None:
     return {name.strip() for name in raw.split(",") if name.strip()}
 
 
-def _wrap_errors(plugin_name: str, hook_name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+def _blame(pm: pluggy.PluginManager, plugin_name: str, exc: BaseException) -> str:
+    """The plugin to name for ``exc``. The dispatch defaults only call the configured components,
+    so for them the culprit is the innermost traceback frame in another registered plugin's module
+    (or a submodule of it): the plugin that registered the component that raised."""
+    if plugin_name != DISPATCH_PLUGIN:
+        return plugin_name
+    modules: dict[str, str] = {}
+    for name, plugin in pm.list_name_plugin():
+        if plugin is not None and name != DISPATCH_PLUGIN:
+            modules.setdefault(plugin.__name__ if isinstance(plugin, ModuleType) else type(plugin).__module__, name)
+    culprit = plugin_name
+    tb = exc.__traceback__
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        owner = modules.get(module) or next((n for m, n in modules.items() if module.startswith(m + ".")), None)
+        if owner is not None:
+            culprit = owner
+        tb = tb.tb_next
+    return culprit
+
+
+def _wrap_errors(
+    pm: pluggy.PluginManager, plugin_name: str, hook_name: str, function: Callable[..., Any]
+) -> Callable[..., Any]:
     """Re-raise anything a hook implementation raises — also while its result is iterated."""
 
     def guard_iter(it: Iterator[Any]) -> Iterator[Any]:
@@ -66,7 +95,7 @@ def _wrap_errors(plugin_name: str, hook_name: str, function: Callable[..., Any])
         except PluginError:
             raise
         except Exception as exc:
-            raise PluginError(plugin_name, hook_name, exc) from exc
+            raise PluginError(_blame(pm, plugin_name, exc), hook_name, exc) from exc
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -75,7 +104,7 @@ def _wrap_errors(plugin_name: str, hook_name: str, function: Callable[..., Any])
         except PluginError:
             raise
         except Exception as exc:
-            raise PluginError(plugin_name, hook_name, exc) from exc
+            raise PluginError(_blame(pm, plugin_name, exc), hook_name, exc) from exc
         if inspect.isgenerator(result):
             return guard_iter(result)
         return result
@@ -90,7 +119,7 @@ def _install_error_wrappers(pm: pluggy.PluginManager) -> None:
         caller = getattr(pm.hook, hook_name)
         for impl in caller.get_hookimpls():
             if not getattr(impl.function, "__distilforge_wrapped__", False):
-                impl.function = _wrap_errors(impl.plugin_name, hook_name, impl.function)
+                impl.function = _wrap_errors(pm, impl.plugin_name, hook_name, impl.function)
                 impl.function.__distilforge_wrapped__ = True
 
 

@@ -1,4 +1,8 @@
-"""The run report: ``report.md`` with a per-round table and a PNG of accuracy per round."""
+"""The run report: ``report.md`` with a per-round table and a PNG of accuracy per round.
+
+A plugin adds its own section by writing a markdown file (and its images) into ``<run>/report/``;
+every ``*.md`` there is appended in name order, so ``distilforge report`` regenerates it too.
+"""
 
 from __future__ import annotations
 
@@ -98,6 +102,9 @@ def write_report(run_dir: Path) -> Path:
         "Files: `records.jsonl` (accepted records), `rejects.jsonl` (every reject with its reason), `rounds/<r>/`.",
         "",
     ]
+    # sections that plugins wrote into <run>/report/ (markdown, links relative to the run directory)
+    for section in sorted((run_dir / "report").glob("*.md")):
+        lines += [section.read_text(encoding="utf-8").rstrip(), ""]
     path = run_dir / "report.md"
     atomic_write_text(path, "\n".join(lines))
     return path

@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from distilforge.engine import hooks
 from distilforge.engine.context import RunContext
+from distilforge.engine.executors import executor_for
 from distilforge.engine.store.cache import TeacherCache, cache_key
 from distilforge.schemas import Completion, TeacherRequest
 
@@ -84,7 +84,8 @@ def sample_with_cache(
             todo.append(request.model_copy(update={"sampling": sampling, "meta": meta}))
 
     if todo:
-        for completion in hooks.teacher_sample(ctx.pm, todo, ctx):
+        # the executor runs the teacher_sample hook here (local) or on Ray workers, in any order
+        for completion in executor_for(ctx).sample(todo, ctx):
             indices = missing_indices.get(completion.request_id)
             if indices is None or completion.sample_index >= len(indices):
                 continue  # not something we asked for

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 
 from distilforge.engine.components import Student, Verdict
 from distilforge.engine.context import RunContext
+from distilforge.engine.executors import executor_for
 from distilforge.engine.hookspecs import hookimpl
 from distilforge.schemas import Completion, Evaluation, Record, TeacherRequest
 
@@ -46,11 +47,8 @@ def evaluate_student(student: Student, records: Sequence[Record], split: str, ct
 
 @hookimpl(trylast=True)
 def score_ood(records: Sequence[Record], ctx: RunContext) -> dict[str, dict[str, float]]:
-    merged: dict[str, dict[str, float]] = {}
-    for scorer in ctx.scorers:
-        for record_id, scores in scorer.score(records, ctx).items():
-            merged.setdefault(record_id, {}).update(scores)
-    return merged
+    # the executor runs every scorer here (local) or shards the shard-safe ones over Ray workers
+    return executor_for(ctx).score(records, ctx)
 
 
 @hookimpl(trylast=True)

@@ -25,12 +25,55 @@ class ComponentConfig(BaseModel):
     type: str
 
 
+class WorkerResources(BaseModel):
+    """What Ray reserves for each worker (one long-lived teacher engine per worker)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_cpus: float = Field(1.0, ge=0.0, description="CPU cores per worker; on CPU-only nodes vLLM runs on this many")
+    num_gpus: float | None = Field(
+        None,
+        ge=0.0,
+        description="GPUs per worker; None = the teacher's tensor_parallel_size when the cluster has GPUs, else 0",
+    )
+    memory: int | None = Field(None, ge=0, description="bytes of RAM Ray reserves per worker")
+    custom: dict[str, float] = Field(
+        default_factory=dict, description="custom Ray resources per worker, e.g. {accelerator_type:A100: 0.01}"
+    )
+
+
 class ExecutorConfig(BaseModel):
+    """Where teacher sampling and scoring run: in this process, or on actors of a Ray cluster.
+
+    Changing the executor never changes what a run produces (it is not part of the config
+    fingerprint), so a run started locally may be resumed on Ray and the other way round.
+    """
+
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["local", "ray"] = "local"
-    address: str | None = Field(None, description="ray: 'auto' or 'ray://host:port'")
-    workers: int = Field(1, ge=1)
+    address: str | None = Field(
+        None,
+        description="ray: 'auto' (the cluster this machine belongs to), 'ray://host:10001' (Ray Client),"
+        " or None = start a private local Ray instance (or use the one already initialised in-process)",
+    )
+    workers: int = Field(1, ge=1, description="ray: teacher actors, each holding one long-lived teacher engine")
+    resources: WorkerResources = Field(default_factory=WorkerResources)
+    shard_size: int = Field(
+        128, ge=1, description="ray: requests per shard, the unit of work sent to a worker (and re-run if it dies)"
+    )
+    max_inflight: int = Field(
+        2,
+        ge=1,
+        description="ray: shards queued or running per worker; bounds driver memory and keeps workers busy",
+    )
+    retries: int = Field(
+        1, ge=0, description="ray: times a dead worker's unfinished shard is re-run on a replacement worker"
+    )
+    shard_scoring: bool = Field(
+        True, description="ray: run shard-safe scorers (energy, faiss-novelty) on the workers too"
+    )
+    env: dict[str, str] = Field(default_factory=dict, description="ray: extra environment variables for the workers")
 
 
 class RunSettings(BaseModel):

@@ -379,6 +379,8 @@ class FaissNoveltyScorer(_FaissNoveltyBase, Scorer[FaissNoveltyConfig]):
     Pool only (not the other candidates), so a record's score does not depend on batch order.
     """
 
+    shardable = True  # pool only: the ray executor may split the records over workers
+
     def __init__(self, config: FaissNoveltyConfig) -> None:
         Scorer.__init__(self, config)
         self._init_index()

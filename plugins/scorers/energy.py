@@ -72,6 +72,8 @@ class EnergyScorerConfig(ComponentConfig):
 
 
 class EnergyScorer(Scorer[EnergyScorerConfig]):
+    shardable = True  # per record, from the student alone: the ray executor may split the records
+
     def score(self, records: Sequence[Record], ctx: RunContext) -> dict[str, dict[str, float]]:
         if not records:
             return {}

@@ -1,0 +1,195 @@
+"""LAAT (Vukadin, Šilić, Delač, 2025): the teacher contributes knowledge, not rows.
+
+Two rounds of the loop:
+
+* round 0 trains the tabular student on the k-shot seed rows with no target (the plain LR/MLP
+  baseline), then asks the teacher, per class (binary tasks: the positive class only), for an
+  integer score in [-10, 10] per feature: ``estimates`` answers under a JSON schema, each
+  validated; an invalid answer is a reject with its reason and is asked again (a fresh sample)
+  up to ``retries`` times;
+* round 1 averages the valid answers per class and trains the same student with the
+  attribution-alignment loss towards them. The report gets a section with the elicited scores
+  beside the attributions the plain and the LAAT student learned.
+
+Everything goes through the public hooks: the method's prompts and parsing are the
+``build_prompts`` / ``parse_completion`` defaults, and the hand-over of the scores to the student
+is this plugin's own ``train_student`` implementation. The answers live in the run state (and in
+the teacher cache), so a resumed run never pays for them again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import Field
+
+from distilforge.engine.components import Method, Student
+from distilforge.engine.context import RunContext
+from distilforge.engine.errors import ConfigError, DistilforgeError
+from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.engine.store.atomic import atomic_write_text
+from distilforge.plugins.methods.elicitation import (
+    DEFAULT_SYSTEM,
+    BadScores,
+    average_scores,
+    elicitation_messages,
+    parse_scores,
+    score_schema,
+)
+from distilforge.schemas import Completion, ComponentConfig, Evaluation, Record, SamplingParams, TeacherRequest
+
+REPORT_SECTION = "laat.md"
+
+
+@runtime_checkable
+class ScoreTakingStudent(Protocol):
+    """A student LAAT can train: it takes per-class feature scores and reports what it learned."""
+
+    def set_target_scores(self, scores: Mapping[str, Sequence[float]] | None) -> None: ...
+
+    def learned_attributions(self) -> dict[str, list[float]]: ...
+
+
+class LaatConfig(ComponentConfig):
+    type: Literal["laat"] = "laat"
+    estimates: int = Field(5, ge=1, description="valid answers wanted per class; their scores are averaged")
+    retries: int = Field(3, ge=0, description="times an invalid answer is asked for again (a fresh sample)")
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="> 0, or every estimate and retry is the same")
+    max_tokens: int | None = Field(None, ge=16, description="answer budget; default 24 per feature + 64")
+    system_prompt: str = DEFAULT_SYSTEM
+
+
+class Laat(Method[LaatConfig]):
+    @property
+    def rounds(self) -> int:
+        return 1
+
+    @property
+    def retries(self) -> int:
+        return self.config.retries
+
+    def check(self, ctx: RunContext) -> None:
+        if not isinstance(ctx.student, ScoreTakingStudent):
+            raise ConfigError(
+                f"student.type: method 'laat' needs a student that takes feature scores (type: tabular), "
+                f"got {ctx.student.name!r}"
+            )
+
+    # ------------------------------------------------------------------ round 0: ask
+    def select_failures(self, records: Sequence[Record], evaluation: Evaluation, ctx: RunContext) -> list[Record]:
+        return []  # LAAT asks about the features, not about examples
+
+    def features(self, ctx: RunContext) -> list[dict[str, str]]:
+        features: list[dict[str, str]] | None = ctx.dataset_info.get("features")
+        if not features:
+            raise DistilforgeError(
+                "method 'laat' needs a dataset that lists its features (dataset.type: table with a feature YAML)"
+            )
+        return features
+
+    def classes(self, ctx: RunContext) -> list[str]:
+        """The classes whose scores are elicited: the positive one for binary tasks, else every class."""
+        labels = list(ctx.labels or [])
+        if len(labels) == 2:
+            return [ctx.dataset_info.get("positive") or labels[1]]
+        return labels
+
+    def build_prompts(self, failures: Sequence[Record], ctx: RunContext) -> list[TeacherRequest]:
+        features = self.features(ctx)
+        names = [f["name"] for f in features]
+        c = self.config
+        sampling = SamplingParams(
+            temperature=c.temperature,
+            max_tokens=c.max_tokens or 24 * len(names) + 64,
+            n=c.estimates,
+            json_schema=score_schema(names),
+        )
+        return [
+            TeacherRequest(
+                messages=elicitation_messages(ctx.task, features, label, c.system_prompt),
+                sampling=sampling,
+                meta={"class": label},
+            )
+            for label in self.classes(ctx)
+        ]
+
+    def parse_completion(self, completion: Completion, request: TeacherRequest, ctx: RunContext) -> list[Record] | str:
+        names = [f["name"] for f in self.features(ctx)]
+        label = request.meta["class"]
+        state = ctx.state.setdefault(
+            "laat", {"estimates": {}, "answers": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        )
+        state["answers"] += 1
+        state["prompt_tokens"] += completion.prompt_tokens
+        state["completion_tokens"] += completion.completion_tokens
+        try:
+            scores = parse_scores(completion.text, names)
+        except BadScores as exc:
+            return str(exc)
+        state["estimates"].setdefault(label, []).append(scores)
+        return []
+
+    # ------------------------------------------------------------------ round 1: train towards the scores
+    def elicited(self, ctx: RunContext) -> dict[str, Any]:
+        """Per class: mean and sd of the valid scores, and how many answers they come from."""
+        names = [f["name"] for f in self.features(ctx)]
+        state = ctx.state.get("laat", {})
+        out: dict[str, Any] = {}
+        for label in self.classes(ctx):
+            estimates = state.get("estimates", {}).get(label, [])
+            if not estimates:
+                raise DistilforgeError(
+                    f"laat: the teacher gave no valid feature scores for class {label!r} in "
+                    f"{state.get('answers', 0)} answers (reasons in rejects.jsonl); raise method.retries or "
+                    "method.max_tokens, or use a stronger teacher"
+                )
+            mean, sd = average_scores(estimates, names)
+            out[label] = {"mean": mean, "sd": sd, "n": len(estimates)}
+        return out
+
+    def train(self, student: Student[Any], records: Sequence[Record], ctx: RunContext) -> dict[str, float]:
+        assert isinstance(student, ScoreTakingStudent)  # check() refused any other student
+        elicited = self.elicited(ctx) if ctx.round > 0 else None
+        student.set_target_scores(None if elicited is None else {k: v["mean"] for k, v in elicited.items()})
+        stats = student.train(records, seed=ctx.seed)
+        learned = student.learned_attributions()
+        record = {"features": [f["name"] for f in self.features(ctx)], "learned": learned, "elicited": elicited}
+        atomic_write_text(ctx.round_dir() / "attributions.json", json.dumps(record, indent=1))
+        if elicited is not None:
+            self._write_report(ctx, elicited, learned)
+        return stats
+
+    def _write_report(self, ctx: RunContext, elicited: dict[str, Any], learned: dict[str, list[float]]) -> None:
+        from distilforge.plugins.methods.laat_report import attribution_section
+
+        plain_path = ctx.round_dir(0) / "attributions.json"
+        plain = json.loads(plain_path.read_text())["learned"] if plain_path.exists() else None
+        report_dir = Path(ctx.run_dir) / "report"
+        report_dir.mkdir(exist_ok=True)
+        state = ctx.state.get("laat", {})
+        text = attribution_section(
+            features=[f["name"] for f in self.features(ctx)],
+            elicited=elicited,
+            learned=learned,
+            plain=plain,
+            answers=int(state.get("answers", 0)),
+            tokens=(int(state.get("prompt_tokens", 0)), int(state.get("completion_tokens", 0))),
+            out_dir=report_dir,
+        )
+        atomic_write_text(report_dir / REPORT_SECTION, text)
+
+
+@hookimpl
+def register_methods(register: Register) -> None:
+    register(LaatConfig, Laat)
+
+
+@hookimpl
+def train_student(student: Student[Any], records: Sequence[Record], ctx: RunContext) -> dict[str, float] | None:
+    """Hand the elicited scores to the student (round 1) or none (round 0), then train; other methods pass."""
+    if isinstance(ctx.method, Laat):
+        return ctx.method.train(student, records, ctx)
+    return None
