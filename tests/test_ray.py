@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,8 @@ from distilforge.engine.sampling import sample_with_cache
 from distilforge.engine.store import TeacherCache
 from distilforge.schemas import ChatMessage, Completion, Record, SamplingParams, TeacherRequest
 from distilforge.schemas.config import ExecutorConfig
+
+CLI = str(Path(sys.executable).with_name("distilforge"))
 
 
 def require_ray() -> None:
@@ -117,10 +121,14 @@ def test_generate_on_ray_gives_the_local_records_and_reuses_the_cache(
         "sampling": {"temperature": 0.0, "max_tokens": 8},
         "chunk_size": 16,
     }
-    local = parse_settings(engine, {**base, "teacher_cache": str(tmp_path / "local.sqlite")})
     on_ray = parse_settings(engine, {**base, "teacher_cache": str(tmp_path / "ray.sqlite"), "executor": ray_block()})
 
-    generate(engine, local, prompts, tmp_path / "local.jsonl")
+    # the local reference runs in its own process: an in-process vLLM torn down here would also tear down
+    # the distributed state of the session's shared in-process engine (tests/fixtures_models.py)
+    local = write_config(tmp_path / "local.yaml", {**base, "teacher_cache": str(tmp_path / "local.sqlite")})
+    command = [CLI, "generate", str(prompts), "-o", str(tmp_path / "local.jsonl"), "-c", str(local)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
     summary = generate(engine, on_ray, prompts, tmp_path / "ray.jsonl")
     assert summary.new == 24 and summary.errors == 0
 
