@@ -73,7 +73,16 @@ class ExecutorConfig(BaseModel):
     shard_scoring: bool = Field(
         True, description="ray: run shard-safe scorers (energy, faiss-novelty) on the workers too"
     )
-    env: dict[str, str] = Field(default_factory=dict, description="ray: extra environment variables for the workers")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="ray: extra environment variables for the workers; stored with the run's config, so never"
+        " secrets (use pass_env)",
+    )
+    pass_env: list[str] = Field(
+        default_factory=list,
+        description="ray: names of the driver's environment variables to hand to the workers, values never stored"
+        " (the teacher's api_key_env is always passed)",
+    )
 
 
 class RunSettings(BaseModel):

@@ -100,6 +100,31 @@ def test_executor_config_block() -> None:
     assert isinstance(make_executor(None), LocalExecutor)
 
 
+def test_the_teachers_key_reaches_the_workers_but_not_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    from distilforge.engine.executors.ray_executor import RayExecutor
+
+    monkeypatch.setenv("TEACHER_KEY", "sk-secret-123")
+    monkeypatch.setenv("EXTRA_TOKEN", "tok-456")
+    settings = parse_settings(
+        Engine.load(),
+        {
+            "teacher": {
+                "type": "openai",
+                "base_url": "http://127.0.0.1:1/v1",
+                "model": "m",
+                "api_key_env": "TEACHER_KEY",
+            },
+            "executor": {"type": "ray", "pass_env": ["EXTRA_TOKEN"], "env": {"PLAIN": "1"}},
+        },
+    )
+    ctx = RunContext(config=settings, run_dir=Path("."), pm=None, registry=None, teacher=None)  # type: ignore[arg-type]
+    spec = RayExecutor(settings.executor)._make_spec(ctx)
+    assert spec.env["TEACHER_KEY"] == "sk-secret-123" and spec.env["EXTRA_TOKEN"] == "tok-456"
+    assert spec.env["PLAIN"] == "1"
+    dumped = json.dumps(spec.config_data)
+    assert "sk-secret-123" not in dumped and "tok-456" not in dumped
+
+
 def test_cpu_slices_are_disjoint_while_cores_last() -> None:
     assert cpu_slice(0, 1, [0, 1]) == [0] and cpu_slice(1, 1, [0, 1]) == [1]
     assert cpu_slice(0, 2, [0, 1]) == [0, 1]

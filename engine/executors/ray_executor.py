@@ -96,6 +96,9 @@ class RayExecutor(Executor):
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
         env.update({k: v for k, v in os.environ.items() if k.startswith("DISTILFORGE_")})
         env.update(self.config.env)
+        # secrets travel from the driver's environment to the actors in memory, never through the config
+        passed = {*self.config.pass_env, getattr(getattr(ctx.config, "teacher", None), "api_key_env", None)}
+        env.update({k: os.environ[k] for k in passed if k and k in os.environ})
         return WorkerSpec(
             slot=0,
             config_kind=kind,
