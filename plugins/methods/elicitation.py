@@ -69,7 +69,7 @@ def _score_model(features: tuple[str, ...]) -> type[BaseModel]:
     """A pydantic model with one required integer field per feature (aliased: names need not be identifiers)."""
     fields: dict[str, Any] = {f"f{i}": (Score, Field(..., alias=name)) for i, name in enumerate(features)}
     model: type[BaseModel] = create_model(  # type: ignore[call-overload]
-        "AttributionScores", __config__=ConfigDict(extra="forbid", populate_by_name=False), **fields
+        "AttributionScores", __config__=ConfigDict(extra="forbid"), **fields
     )
     return model
 

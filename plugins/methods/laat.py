@@ -39,6 +39,7 @@ from distilforge.plugins.methods.elicitation import (
     parse_scores,
     score_schema,
 )
+from distilforge.plugins.methods.laat_report import attribution_section
 from distilforge.schemas import Completion, ComponentConfig, Evaluation, Record, SamplingParams, TeacherRequest
 
 REPORT_SECTION = "laat.md"
@@ -163,8 +164,6 @@ class Laat(Method[LaatConfig]):
         return stats
 
     def _write_report(self, ctx: RunContext, elicited: dict[str, Any], learned: dict[str, list[float]]) -> None:
-        from distilforge.plugins.methods.laat_report import attribution_section
-
         plain_path = ctx.round_dir(0) / "attributions.json"
         plain = json.loads(plain_path.read_text())["learned"] if plain_path.exists() else None
         report_dir = Path(ctx.run_dir) / "report"
