@@ -12,9 +12,21 @@ export TRANSFORMERS_OFFLINE := 1
 export VLLM_NO_USAGE_STATS := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup demo test test-fast lint bench clean teachers
+
+# `make setup TEACHER=qwen2.5-coder-1.5b` also prepares that teacher preset (`distilforge setup --list`)
+TEACHER ?=
+# the teacher the demo uses (examples/sentiment/llm2llm.yaml names it too)
+DEMO_TEACHER := qwen2.5-coder-1.5b
 
 setup: $(STAMP)
+ifneq ($(TEACHER),)
+	$(BIN)/distilforge setup --teacher $(TEACHER)
+endif
+
+# every teacher preset (about 5 GB of converted models in ~/.cache/distilforge)
+teachers: $(STAMP)
+	$(BIN)/distilforge setup --teacher qwen2.5-coder-0.5b --teacher qwen2.5-coder-1.5b
 
 $(STAMP): pyproject.toml setup.py Makefile examples/plugin_wordcount/pyproject.toml examples/plugin_minhash/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +45,7 @@ $(STAMP): pyproject.toml setup.py Makefile examples/plugin_wordcount/pyproject.t
 	@touch $(STAMP)
 
 demo: setup
+	$(BIN)/distilforge setup --teacher $(DEMO_TEACHER)
 	$(BIN)/distilforge run examples/sentiment/llm2llm.yaml
 
 test: setup

@@ -1,12 +1,14 @@
-"""Experiment: seed-only training vs LLM2LLM on Rotten Tomatoes with the SmolLM2 teacher.
+"""Experiment: seed-only training vs LLM2LLM on Rotten Tomatoes, any teacher preset, with or without the judge.
 
 For every seed size (per class) and random seed, one LLM2LLM run is made; its round 0 is the
 student trained on the seeds only (the baseline), its last round the student trained on seeds +
 everything LLM2LLM generated. Both are scored on the same fixed 1,000-snippet test split, which
 is never used to choose anything: every variant run is reported, none is picked.
 
-    .venv/bin/python bench/llm2llm_sentiment.py                       # 3 sizes x 3 seeds
+    .venv/bin/python bench/llm2llm_sentiment.py                       # 3 sizes x 3 seeds, SmolLM2
     .venv/bin/python bench/llm2llm_sentiment.py --rounds 5 --k 4 --temperature 0.7 --tag more
+    .venv/bin/python bench/llm2llm_sentiment.py --teacher qwen2.5-coder-1.5b --judge --tag q15-judge
+    .venv/bin/python bench/llm2llm_sentiment.py --holdout validation ...   # tune on validation, never on test
 
 Each run is its own `distilforge run` process; re-running the script reuses finished runs and
 resumes cut-off ones. Prints mean ± sd per seed size and writes the table to bench/results/llm2llm_sentiment[-TAG].md.
@@ -28,9 +30,14 @@ def config(args: argparse.Namespace, size: int, seed: int) -> dict[str, Any]:
     return {
         "name": f"rt-{args.tag}-n{size}-s{seed}",
         "seed": seed,
-        "dataset": {"type": "rotten-tomatoes", "seed_per_class": size, "test_size": 1000},
-        "teacher": {"type": "vllm", "seed": seed},
-        "student": {"type": "text-classifier", "mode": args.student_mode, "C": args.C},
+        "dataset": {"type": "rotten-tomatoes", "seed_per_class": size, "test_size": 1000, "holdout": args.holdout},
+        "teacher": {"type": "vllm", "seed": seed, "model": args.teacher, "max_model_len": 1024},
+        "teacher_baseline": {"max_examples": args.baseline_examples},
+        "student": {
+            "type": "text-classifier",
+            "mode": args.student_mode,
+            **({"C": args.C} if args.student_mode == "frozen" else {}),
+        },
         "method": {
             "type": "llm2llm",
             "rounds": args.rounds,
@@ -42,6 +49,7 @@ def config(args: argparse.Namespace, size: int, seed: int) -> dict[str, Any]:
             {"type": "parse-validity"},
             {"type": "exact-dedup"},
             {"type": "rouge-novelty", "threshold": 0.95},
+            *([{"type": "label-judge", "threshold": args.judge_threshold}] if args.judge else []),
         ],
     }
 
@@ -61,6 +69,11 @@ def main() -> None:
         default=0.8,
         help="seeds the student is less sure of count as failures; 0 = wrong answers only (the reference)",
     )
+    parser.add_argument("--teacher", default=None, help="teacher preset or model directory (default: SmolLM2)")
+    parser.add_argument("--judge", action="store_true", help="add the label-judge filter (the teacher as judge)")
+    parser.add_argument("--judge-threshold", type=float, default=0.5)
+    parser.add_argument("--holdout", choices=["test", "validation"], default="test")
+    parser.add_argument("--baseline-examples", type=int, default=300, help="teacher zero-shot baseline sample")
     parser.add_argument("--tag", default="base")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-llm2llm")
     args = parser.parse_args()
@@ -69,43 +82,52 @@ def main() -> None:
     for size in args.sizes:
         for seed in args.seeds:
             started = time.perf_counter()
-            metrics = run_config(config(args, size, seed), args.out)
+            cfg = config(args, size, seed)
+            metrics = run_config(cfg, args.out)
             first, last = metrics[0], metrics[-1]
+            baseline_file = args.out / cfg["name"] / "teacher_baseline.json"
+            baseline = json.loads(baseline_file.read_text())["accuracy"] if baseline_file.exists() else None
             rows.append(
                 {
                     "size": size,
                     "seed": seed,
                     "seed_only": first["test_metrics"]["accuracy"],
                     "llm2llm": last["test_metrics"]["accuracy"],
+                    "best_round": max(m["test_metrics"]["accuracy"] for m in metrics),
                     "train_size": last["train_size"],
                     "failures": sum(m.get("failures", 0) for m in metrics),
                     "accepted": sum(m.get("accepted", 0) for m in metrics),
                     "rejected": sum(sum((m.get("rejected") or {}).values()) for m in metrics),
+                    "judge_rejected": sum((m.get("rejected") or {}).get("label-judge", 0) for m in metrics),
+                    "teacher_zero_shot": baseline,
                     "seconds": round(time.perf_counter() - started, 1),
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
 
     lines = [
-        f"LLM2LLM vs seed-only, Rotten Tomatoes, SmolLM2-135M teacher, text-classifier ({args.student_mode}) student; "
+        f"LLM2LLM vs seed-only, Rotten Tomatoes, teacher {args.teacher or 'smollm2-135m'}, judge {args.judge}"
+        f" (threshold {args.judge_threshold}), text-classifier ({args.student_mode}) student; "
         f"rounds={args.rounds}, k={args.k}, temperature={args.temperature}, min_confidence={args.min_confidence}, "
-        f"C={args.C}, seeds={args.seeds}, test n=1000",
+        f"C={args.C}, seeds={args.seeds}, evaluated on the {args.holdout} split (n=1000)",
         "",
-        "| seeds/class | seed-only acc | LLM2LLM acc | Δ | final train size | failures augmented | accepted | rejected"
-        " |",
-        "|---|---|---|---|---|---|---|---|",
+        "| seeds/class | seed-only acc | LLM2LLM acc | Δ | teacher zero-shot | final train size | failures augmented"
+        " | accepted | rejected (judge) | s/run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in args.sizes:
         group = [r for r in rows if r["size"] == size]
         base = [r["seed_only"] for r in group]
         ours = [r["llm2llm"] for r in group]
         delta = [o - b for o, b in zip(ours, base, strict=True)]
-        means = {
-            key: statistics.mean(r[key] for r in group) for key in ("train_size", "failures", "accepted", "rejected")
-        }
+        keys = ("train_size", "failures", "accepted", "rejected", "judge_rejected", "seconds")
+        means = {key: statistics.mean(r[key] for r in group) for key in keys}
+        zero_shot = [r["teacher_zero_shot"] for r in group if r["teacher_zero_shot"] is not None]
+        teacher = f"{statistics.mean(zero_shot):.3f}" if zero_shot else "–"
         lines.append(
-            f"| {size} | {mean_sd(base)} | {mean_sd(ours)} | {mean_sd(delta)} | {means['train_size']:.0f} | "
-            f"{means['failures']:.1f} | {means['accepted']:.1f} | {means['rejected']:.1f} |"
+            f"| {size} | {mean_sd(base)} | {mean_sd(ours)} | {mean_sd(delta)} | {teacher}"
+            f" | {means['train_size']:.0f} | {means['failures']:.1f} | {means['accepted']:.1f}"
+            f" | {means['rejected']:.1f} ({means['judge_rejected']:.1f}) | {means['seconds']:.0f} |"
         )
     table = "\n".join(lines)
     print(table)

@@ -49,4 +49,5 @@ class Engine:
             dataset=build("dataset", config.dataset),
             scorers=[build("scorer", c) for c in config.scorers],
             filters=[build("filter", c) for c in config.filters],
+            judge=build("teacher", config.judge) if config.judge is not None else None,
         )

@@ -23,8 +23,10 @@ from distilforge.schemas import ComponentConfig, RunSettings, content_hash
 
 SINGLE_FIELDS = {"method": "method", "teacher": "teacher", "student": "student", "dataset": "dataset"}
 LIST_FIELDS = {"scorers": "scorer", "filters": "filter"}
+# Components that may be left out (None).
+OPTIONAL_FIELDS = {"judge": "teacher"}
 # Fields that do not change what a run produces: editing them does not block a resume.
-NON_SEMANTIC = {"name", "output_dir", "teacher_cache", "executor"}
+NON_SEMANTIC = {"name", "output_dir", "teacher_cache", "executor", "teacher_baseline"}
 
 
 class RunConfig(RunSettings):
@@ -36,6 +38,7 @@ class RunConfig(RunSettings):
     dataset: ComponentConfig
     scorers: list[ComponentConfig] = []
     filters: list[ComponentConfig] = []
+    judge: ComponentConfig | None = None
 
 
 def _union(registry: Registry, kind: str) -> Any:
@@ -64,6 +67,14 @@ def build_config_model(registry: Registry) -> type[RunConfig]:
         fields[field_name] = (_union(registry, kind), default)
     for field_name, kind in LIST_FIELDS.items():
         fields[field_name] = (list[_union(registry, kind)], Field(default_factory=list))  # type: ignore[misc]
+    fields["judge"] = (
+        _union(registry, "teacher") | None,
+        Field(
+            None,
+            description="the teacher that judging filters (label-judge) ask, any teacher config; None = the run's"
+            " own teacher (one engine serves both)",
+        ),
+    )
     model = create_model("RunConfig", __base__=RunConfig, **fields)
     return model
 
@@ -71,7 +82,7 @@ def build_config_model(registry: Registry) -> type[RunConfig]:
 def _resolve(registry: Registry, loc: tuple[Any, ...]) -> tuple[str, type[BaseModel] | None, str | None]:
     """Turn a pydantic error location into a user path, the config class there and its kind."""
     head = str(loc[0]) if loc else ""
-    kind = SINGLE_FIELDS.get(head) or LIST_FIELDS.get(head)
+    kind = SINGLE_FIELDS.get(head) or LIST_FIELDS.get(head) or OPTIONAL_FIELDS.get(head)
     if kind is None:
         return ".".join(str(x) for x in loc) or "(top level)", _walk(RunConfig, loc[:-1]), None
     path = head

@@ -46,6 +46,13 @@ class RunContext:
     state: dict[str, Any] = field(default_factory=dict)
     # where sampling and scoring run (distilforge.engine.executors); built on first use
     executor: Any = None
+    # the run's teacher cache (set by the round loop), for stages that ask a teacher themselves
+    cache: Any = None
+    # the teacher a judging filter asks (config ``judge``); None = the run's teacher
+    judge: Teacher[Any] | None = None
+    # samples asked for outside the method's own requests, by purpose ("judge", "teacher-baseline");
+    # the loop moves them into the round's metrics
+    usage: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def seed(self) -> int:
@@ -60,6 +67,7 @@ class RunContext:
         if self.executor is not None:
             self.executor.close()
             self.executor = None
-        for component in (self.teacher, self.student, self.method, self.dataset, *self.scorers, *self.filters):
+        components = (self.teacher, self.judge, self.student, self.method, self.dataset, *self.scorers, *self.filters)
+        for component in components:
             if component is not None:
                 component.close()

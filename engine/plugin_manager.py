@@ -42,6 +42,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "distilforge.plugins.students.tabular_student",
     "distilforge.plugins.filters.validity",
     "distilforge.plugins.filters.novelty",
+    "distilforge.plugins.filters.label_judge",
     "distilforge.plugins.scorers.energy",
     "distilforge.plugins.datasets.builtin",
     "distilforge.plugins.datasets.gsm",

@@ -54,22 +54,48 @@ def plot_accuracy(metrics: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def headline(metrics: list[dict[str, Any]], baseline: dict[str, Any] | None) -> list[str]:
+    """What a user wants first: did the student gain over seed-only, and does the teacher know the task?"""
+    tested = [m for m in metrics if _acc(m, "test") is not None]
+    lines = []
+    if tested:
+        first, last = _acc(tested[0], "test"), _acc(tested[-1], "test")
+        assert first is not None and last is not None
+        lines.append(
+            f"student test accuracy: seed-only (round 0) {first:.3f} -> final (round {tested[-1]['round']}) {last:.3f}"
+            f" ({last - first:+.3f})"
+        )
+        best = max(tested, key=lambda m: _acc(m, "test") or 0.0)
+        if best is not tested[-1] and best is not tested[0]:
+            lines.append(f"best round: {best['round']} ({_acc(best, 'test'):.3f})")
+    if baseline is not None:
+        lines.append(
+            f"teacher zero-shot accuracy: {baseline['accuracy']:.3f} on {baseline['n']} of {baseline['test_size']}"
+            f" test examples ({baseline['teacher']})"
+        )
+    return lines
+
+
 def write_report(run_dir: Path) -> Path:
+    from distilforge.engine.teacher_baseline import load_teacher_baseline
+
     run_dir = Path(run_dir)
     metrics = load_round_metrics(run_dir)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     filters = sorted({name for m in metrics for name in (m.get("rejected") or {})})
+    judged = any("judge" in (m.get("usage") or {}) for m in metrics)
     lines = [
         f"# distilforge run `{run_dir.name}`",
         "",
         f"status: **{manifest.get('status')}** · config fingerprint `{manifest.get('fingerprint', '')[:12]}` · "
         f"distilforge {manifest.get('distilforge_version')}",
         "",
-        "## Per round",
-        "",
     ]
+    lines += [f"- {line}" for line in headline(metrics, load_teacher_baseline(run_dir))]
+    lines += ["", "## Per round", ""]
     header = ["round", "train size", "train acc", "test acc", "failures", "requests", "generated", "accepted"]
     header += [f"rejected: {f}" for f in filters] + ["cached samples", "new samples", "completion tokens"]
+    header += ["judge samples (new)"] if judged else []
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
 
@@ -92,6 +118,9 @@ def write_report(run_dir: Path) -> Path:
         ]
         row += [rejected.get(f, 0) if "rejected" in m else None for f in filters]
         row += [m.get("samples_cached"), m.get("samples_new"), m.get("completion_tokens")]
+        if judged:
+            judge = (m.get("usage") or {}).get("judge")
+            row.append(f"{int(judge['samples_requested'])} ({int(judge['samples_new'])})" if judge else None)
         lines.append("| " + " | ".join(cell(v) for v in row) + " |")
     if metrics:
         plot_accuracy(metrics, run_dir / "accuracy.png")

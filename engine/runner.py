@@ -14,8 +14,9 @@ from distilforge.engine.config import RunConfig, config_diff, config_to_dict, fi
 from distilforge.engine.console import make_console
 from distilforge.engine.errors import ResumeRefused
 from distilforge.engine.loop import RoundLoop
-from distilforge.engine.report import write_report
+from distilforge.engine.report import headline, write_report
 from distilforge.engine.store import RunStore, TeacherCache, atomic_write_text
+from distilforge.engine.teacher_baseline import load_teacher_baseline
 
 
 def _execute(engine: Engine, config: RunConfig, store: RunStore, console: Console) -> list[dict[str, Any]]:
@@ -33,6 +34,8 @@ def _execute(engine: Engine, config: RunConfig, store: RunStore, console: Consol
         cache.close()
         store.close()
     print_summary(metrics, console)
+    for line in headline(metrics, load_teacher_baseline(store.run_dir)):
+        console.print(line, highlight=False)
     console.print(f"run directory: [bold]{store.run_dir}[/bold]  (report: {store.run_dir / 'report.md'})")
     return metrics
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from distilforge.engine.components import Teacher
 from distilforge.engine.context import RunContext
 from distilforge.engine.executors import executor_for
 from distilforge.engine.store.cache import TeacherCache, cache_key
@@ -48,16 +50,21 @@ def sample_with_cache(
     requests: Sequence[TeacherRequest],
     cache: TeacherCache,
     on_completion: Callable[[Completion], None] | None = None,
+    teacher: Teacher[Any] | None = None,
 ) -> tuple[dict[tuple[str, int], Completion], SampleStats]:
     """Return ``{(request_id, sample_index): Completion}`` for every sample of every request.
 
     Cached samples are never sent again. Each new one is written to the cache the moment the
     teacher yields it, so a crash loses nothing the teacher already delivered. A sample the teacher did
     not return at all comes back as an error completion, so nothing disappears silently.
+
+    ``teacher`` other than the run's (e.g. a separate judge model) is asked directly in this
+    process; the run's own teacher goes through the executor (``teacher_sample`` hook, or Ray).
     """
     started = time.perf_counter()
     stats = SampleStats()
-    model_id = ctx.teacher.model_id
+    other = teacher if teacher is not None and teacher is not ctx.teacher else None
+    model_id = (other or ctx.teacher).model_id
     requests = unique_requests(requests)
     keys = {(r.id, i): cache_key(model_id, r, i) for r in requests for i in range(r.sampling.n)}
     stats.requested = len(keys)
@@ -85,7 +92,8 @@ def sample_with_cache(
 
     if todo:
         # the executor runs the teacher_sample hook here (local) or on Ray workers, in any order
-        for completion in executor_for(ctx).sample(todo, ctx):
+        stream = other.sample(todo) if other is not None else executor_for(ctx).sample(todo, ctx)
+        for completion in stream:
             indices = missing_indices.get(completion.request_id)
             if indices is None or completion.sample_index >= len(indices):
                 continue  # not something we asked for
@@ -117,3 +125,18 @@ def sample_with_cache(
         stats.completion_tokens += completion.completion_tokens
     stats.seconds = time.perf_counter() - started
     return results, stats
+
+
+def ask_teacher(
+    ctx: RunContext, requests: Sequence[TeacherRequest], *, purpose: str, teacher: Teacher[Any] | None = None
+) -> dict[tuple[str, int], Completion]:
+    """Sample through the run's teacher cache from inside a stage (a filter, a baseline), and count
+    the samples in ``ctx.usage`` under ``purpose`` so the round's metrics and the report show them.
+    """
+    if ctx.cache is None:
+        raise RuntimeError("ask_teacher needs the run's teacher cache (ctx.cache)")
+    completions, stats = sample_with_cache(ctx, requests, ctx.cache, teacher=teacher)
+    usage = ctx.usage.setdefault(purpose, {})
+    for key, value in stats.as_dict().items():
+        usage[key] = round(usage.get(key, 0) + value, 3)
+    return completions

@@ -85,6 +85,26 @@ class ExecutorConfig(BaseModel):
     )
 
 
+class TeacherBaselineConfig(BaseModel):
+    """The teacher's own zero-shot accuracy on the test split, beside the student's, in every report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="classify the test split with the teacher (tasks with labels only)")
+    max_examples: int | None = Field(
+        300,
+        ge=1,
+        description="classify at most this many test examples (a fixed random subset, the same in every run"
+        " on the same test split); None = all",
+    )
+    orders: int = Field(
+        2,
+        ge=1,
+        description="label orders the prompt lists (cyclic rotations), probabilities averaged: small instruct"
+        " models lean towards one position, so one order is not trusted",
+    )
+
+
 class RunSettings(BaseModel):
     """Settings that do not depend on installed plugins."""
 
@@ -99,3 +119,4 @@ class RunSettings(BaseModel):
         " shared by the runs in that folder so a re-run never pays twice",
     )
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    teacher_baseline: TeacherBaselineConfig = Field(default_factory=TeacherBaselineConfig)

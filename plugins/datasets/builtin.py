@@ -83,6 +83,12 @@ class RottenTomatoesConfig(ComponentConfig):
     test_size: int = Field(1000, ge=2, description="balanced held-out test split, fixed by split_seed")
     split_seed: int = Field(12345, description="fixes the test split independently of the run seed")
     max_chars: int = Field(300, ge=20, description="only snippets up to this length")
+    holdout: Literal["test", "validation"] = Field(
+        "test",
+        description="what the run evaluates on: the fixed test split, or a validation split of the same size carved"
+        " from the training pool (disjoint from the test split and from the seeds), for tuning settings without"
+        " ever looking at the test split",
+    )
 
 
 class RottenTomatoes(Dataset[RottenTomatoesConfig]):
@@ -107,8 +113,9 @@ class RottenTomatoes(Dataset[RottenTomatoesConfig]):
             texts = sorted(texts)
             split_rng.shuffle(texts)
             take = c.test_size // len(by_label)
-            test += [Record(input=t, target=label, origin="real") for t in texts[:take]]
-            rest[label] = texts[take:]
+            held = texts[take : 2 * take] if c.holdout == "validation" else texts[:take]
+            test += [Record(input=t, target=label, origin="real") for t in held]
+            rest[label] = texts[2 * take :] if c.holdout == "validation" else texts[take:]
         seed_rng = random.Random(seed)
         seeds = [
             Record(input=t, target=label, origin="seed")

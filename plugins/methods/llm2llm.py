@@ -28,12 +28,13 @@ from distilforge.schemas import (
     Record,
     SamplingParams,
     TeacherRequest,
+    content_hash,
 )
 
 CLASSIFICATION_SYSTEM = "You write short, realistic training examples for a text classifier."
 CLASSIFICATION_TEMPLATE = (
     "Task: {task}\n"
-    'A student model got this example wrong. Its correct label is "{label}".\n'
+    'A student model struggles with this example (it got it wrong or is unsure). Its correct label is "{label}".\n'
     "Example: {input}\n\n"
     'Write one new example whose correct label is also "{label}". Keep the same kind of wording and '
     "difficulty, but change the subject and the words; do not copy the example. "
@@ -41,7 +42,7 @@ CLASSIFICATION_TEMPLATE = (
 )
 MATH_SYSTEM = "You write new grade-school math word problems with worked solutions."
 MATH_TEMPLATE = (
-    "A student got this problem wrong. Here is the problem with its correct solution.\n"
+    "A student struggles with this problem. Here is the problem with its correct solution.\n"
     "Question: {input}\nAnswer: {target}\n\n"
     "Write one new problem that needs the same skills and techniques. Rules: change the names and "
     "the numbers, do not copy the original, and keep the format exactly: "
@@ -95,7 +96,12 @@ class LLM2LLMConfig(ComponentConfig):
     prompt_template: str | None = Field(
         None, description="override the prompt; fields: {task} {input} {label} {target}"
     )
-    demonstration: Demonstration | None = Field(None, description="the worked example shown before each request")
+    demonstration: Demonstration | None = Field(
+        None,
+        description="the worked example shown before each request; None = classification: two other seed examples"
+        " of the failure's label (one as the example, one as the answer), so the demonstration is in the task's own"
+        " domain and style; math: a built-in word problem",
+    )
     sampling: SamplingParams | None = Field(
         None,
         description="teacher sampling; default temperature 1.0 and max_tokens 96 (classification) or 320 (math)",
@@ -124,12 +130,26 @@ class LLM2LLM(Method[LLM2LLMConfig]):
             failures = failures[: self.config.max_failures_per_round]
         return failures
 
+    def _demonstration(self, record: Record, ctx: RunContext) -> Demonstration:
+        """The configured demonstration; else, for classification, two other seeds with the same label
+        (picked by the failure's id, so a resumed round builds the same prompt)."""
+        if self.config.demonstration is not None:
+            return self.config.demonstration
+        if self.config.task_type == "classification":
+            peers = sorted(
+                (r for r in ctx.pool if r.origin == "seed" and r.target == record.target and r.id != record.id),
+                key=lambda r: content_hash([record.id, r.id]),
+            )
+            if len(peers) >= 2:
+                return Demonstration(input=peers[0].input, target=record.target, new_input=peers[1].input)
+        return DEFAULT_DEMOS[self.config.task_type]
+
     def _messages(self, record: Record, ctx: RunContext) -> list[ChatMessage]:
         c = self.config
         math = c.task_type == "math"
         template = c.prompt_template or (MATH_TEMPLATE if math else CLASSIFICATION_TEMPLATE)
         system = c.system_prompt or (MATH_SYSTEM if math else CLASSIFICATION_SYSTEM)
-        demo = c.demonstration or DEFAULT_DEMOS[c.task_type]
+        demo = self._demonstration(record, ctx)
         task = ctx.task or "Classify the text."
 
         def fill(input_: str, target: str) -> str:

@@ -20,11 +20,12 @@ import math
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from distilforge.engine.components import Teacher
 from distilforge.engine.hookspecs import Register, hookimpl
 from distilforge.engine.models import teacher_model_path
+from distilforge.engine.presets import check_model_reference
 from distilforge.schemas import Completion, ComponentConfig, TeacherRequest
 from distilforge.schemas.records import TokenLogprob
 
@@ -34,8 +35,11 @@ log = logging.getLogger(__name__)
 class TransformersTeacherConfig(ComponentConfig):
     type: Literal["transformers"] = "transformers"
     model: str | None = Field(
-        None, description="HF model directory or hub name; None = the embedded SmolLM2-135M-Instruct"
+        None,
+        description="a teacher preset (smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b: `distilforge setup"
+        " --list`), an HF model directory or an org/name hub id; None = the embedded SmolLM2-135M-Instruct",
     )
+
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "float32", description="'auto' = the checkpoint's dtype"
     )
@@ -44,6 +48,11 @@ class TransformersTeacherConfig(ComponentConfig):
     seed: int = 0
     trust_remote_code: bool = False
     chat_template: str | None = Field(None, description="Jinja chat template overriding the model's")
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str | None) -> str | None:
+        return check_model_reference(value)
 
 
 def _finite(value: float) -> float:

@@ -21,11 +21,12 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from distilforge.engine.components import Teacher
 from distilforge.engine.hookspecs import Register, hookimpl
 from distilforge.engine.models import teacher_model_path
+from distilforge.engine.presets import check_model_reference
 from distilforge.schemas import Completion, ComponentConfig, TeacherRequest
 from distilforge.schemas.records import TokenLogprob
 
@@ -38,8 +39,10 @@ class VLLMTeacherConfig(ComponentConfig):
     type: Literal["vllm"] = "vllm"
     model: str | None = Field(
         None,
-        description="HF model directory or hub name; None = the embedded SmolLM2-135M-Instruct",
+        description="a teacher preset (smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b: `distilforge setup"
+        " --list`), an HF model directory or an org/name hub id; None = the embedded SmolLM2-135M-Instruct",
     )
+
     tokenizer: str | None = Field(None, description="tokenizer directory/name if not the model's")
     dtype: Literal["auto", "bfloat16", "float16", "float32", "half", "float"] = Field(
         "auto",
@@ -84,6 +87,11 @@ class VLLMTeacherConfig(ComponentConfig):
     )
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="passed unchanged to vllm.LLM(...)")
     use_tqdm: bool = False
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str | None) -> str | None:
+        return check_model_reference(value)
 
 
 def _available_ram_bytes() -> int | None:
