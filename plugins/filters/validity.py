@@ -8,9 +8,12 @@ Rules, checked in this order (the reason names the first that fires):
   task has a label set).
 * ``too-short`` / ``too-long``: the stripped input has fewer than ``min_chars`` or more than
   ``max_chars`` characters.
+* ``refusal``: the teacher declined instead of answering ("I'm sorry, but I cannot ...",
+  "I can't help with that"); instruct models tuned for code do this with some requests.
 * ``debris``: the input still holds prompt-template scaffolding, e.g. a line that starts with
   ``Label:`` or ``Text:`` (the teacher wrote two examples in one, or echoed the format), or
-  talk about the task instead of an example ("Here's a new example with the label ...").
+  talk about the task instead of an example ("Here's a new example with the label ...",
+  "Sure thing! ...").
 """
 
 from __future__ import annotations
@@ -28,10 +31,17 @@ from distilforge.schemas import ComponentConfig, Record
 if TYPE_CHECKING:
     from distilforge.engine.context import RunContext
 
+DEFAULT_REFUSALS = [
+    r"^\W*(i'?m|i am)\s+(sorry|afraid|unable)\b",
+    r"^\W*sorry,?\s+(but\s+)?i\b",
+    r"\bi\s+(can(no|')?t|cannot|won'?t|am unable to)\s+(help(?!\s+but\b)|assist|provide|write|create|comply|fulfil)",
+    r"\bas an ai\b",
+]
 DEFAULT_DEBRIS = [
     r"^\s*(label|text|input|output|sentiment|category|class|example\s*\d*)\s*:",
     # talk about the task instead of an example: "Here's a new example with the label ..."
     r"^\s*here(\s+is|\s+are|'s|’s)\b",
+    r"^\W*(sure|certainly|of course|absolutely)(\s+thing)?\s*[!,.:]\s*(here|i'?ll|i will|let me|below)\b",
     r"\b(with|has) the label\b|\blabel(l?ed)? as\b|\bthe (new|old|original) example\b",
 ]
 
@@ -42,6 +52,10 @@ class ParseValidityConfig(ComponentConfig):
     max_chars: int = Field(4000, ge=1, description="longest accepted input (stripped)")
     check_labels: bool = Field(True, description="reject targets outside ctx.labels (when the task has labels)")
     reject_truncated: bool = True
+    refusal_patterns: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_REFUSALS),
+        description="regexes (case-insensitive, multi-line) marking a refusal instead of an answer",
+    )
     debris_patterns: list[str] = Field(
         default_factory=lambda: list(DEFAULT_DEBRIS),
         description="regexes (case-insensitive, multi-line: ^ matches each line start) marking template debris",
@@ -51,6 +65,7 @@ class ParseValidityConfig(ComponentConfig):
 class ParseValidityFilter(Filter[ParseValidityConfig]):
     def __init__(self, config: ParseValidityConfig) -> None:
         super().__init__(config)
+        self._refusals = [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in config.refusal_patterns]
         self._debris = [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in config.debris_patterns]
 
     def check(self, record: Record, labels: Sequence[str] | None) -> str | None:
@@ -68,6 +83,9 @@ class ParseValidityFilter(Filter[ParseValidityConfig]):
             return f"too-short: input has {len(text)} chars < min_chars={cfg.min_chars}"
         if len(text) > cfg.max_chars:
             return f"too-long: input has {len(text)} chars > max_chars={cfg.max_chars}"
+        for pattern in self._refusals:
+            if pattern.search(text.replace("’", "'")):
+                return f"refusal: the teacher declined instead of answering ({text[:60]!r})"
         for pattern in self._debris:
             match = pattern.search(text)
             if match:
