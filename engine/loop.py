@@ -50,6 +50,9 @@ class RoundLoop:
     # ------------------------------------------------------------------ entry point
     def run(self) -> list[dict[str, Any]]:
         self.ctx.method.check(self.ctx)
+        for teacher in (self.ctx.teacher, self.ctx.judge):
+            if teacher is not None:
+                _ = teacher.model_id  # resolves the model: a teacher preset not set up stops here, before any work
         self._seed()
         self.ctx.state = dict(self.store.manifest.get("state", {}))
         self._teacher_baseline()

@@ -40,6 +40,8 @@ def run_teacher_baseline(ctx: RunContext) -> dict[str, Any] | None:
     if done is not None:
         return done
     test = [r for r in ctx.test if r.target in labels]
+    if not test:
+        return None
     if settings.max_examples is not None and len(test) > settings.max_examples:
         test = random.Random(0).sample(test, settings.max_examples)
     started = time.perf_counter()

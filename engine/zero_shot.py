@@ -90,8 +90,9 @@ def _first_token_scores(completion: Completion, labels: Sequence[str]) -> dict[s
     for label in labels:
         wanted = label.strip().lower()
         matches = [lp for token, lp in candidates.items() if token.strip() and wanted.startswith(token.strip().lower())]
-        if matches:
-            scores[label] = max(matches)
+        if matches:  # every first token that can start the label ("p", "pos", "positive"): their mass adds up
+            top = max(matches)
+            scores[label] = top + math.log(sum(math.exp(lp - top) for lp in matches))
     return scores or None
 
 

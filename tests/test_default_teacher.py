@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from distilforge.engine import models
+from distilforge.engine import models, presets
+from distilforge.engine.presets import get_preset
 from distilforge.schemas import ChatMessage, SamplingParams, TeacherRequest
 
 # --------------------------------------------------------------------------- conversion logic
 
 
 @pytest.fixture
-def fake_conversion(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, int]:
+def fake_conversion(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     """Point DISTILFORGE_HOME at a temp dir and replace the 45-second conversion by a stub."""
     monkeypatch.setenv("DISTILFORGE_HOME", str(tmp_path / "home"))
-    calls = {"convert": 0}
+    calls: dict[str, Any] = {"convert": 0, "dtype": [], "out": []}
 
-    def convert(gguf: Path, out: Path) -> None:
+    def convert(gguf: Path, out: Path, **kwargs: Any) -> None:
         calls["convert"] += 1
+        calls["dtype"].append(kwargs.get("dtype"))
+        calls["out"].append(out)
+        # the conversion is written into a temporary directory, never into the final place
+        assert out != models.default_teacher_path() and out.parent.name.startswith(".smollm2-135m-instruct.tmp-")
         (out / "config.json").write_text("{}")
 
     monkeypatch.setattr(models, "convert_gguf", convert)
@@ -36,21 +43,34 @@ def test_home_and_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     assert models.smollm2_gguf_path().name == "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def test_conversion_runs_once_and_marks_the_result(fake_conversion: dict[str, int]) -> None:
+def test_conversion_runs_once_and_marks_the_result(fake_conversion: dict[str, Any]) -> None:
     path = models.default_teacher_dir()
-    assert models.is_prepared(path)
+    assert path == models.default_teacher_path() and models.is_prepared(path)
     marker = json.loads((path / models.MARKER_FILE).read_text())
     assert marker["format"] == models.CONVERSION_FORMAT and marker["verified_answer"] == "Paris"
+    preset = get_preset("smollm2-135m")
+    # the packaged GGUF was checked against the pinned size and hash, and SmolLM2 stays float32
+    assert marker["gguf_sha256"] == preset.gguf_sha256 and marker["gguf_bytes"] == preset.gguf_bytes
+    assert marker["dtype"] == "float32" == fake_conversion["dtype"][0]
+    assert marker["licence"] == preset.licence and marker["name"] == "smollm2-135m"
+    # built in a temporary directory, then moved into place: nothing else is left in models_dir
+    assert not fake_conversion["out"][0].exists()
+    assert sorted(p.name for p in models.models_dir().iterdir()) == [
+        ".smollm2-135m-instruct.lock",
+        "smollm2-135m-instruct",
+    ]
     assert models.default_teacher_dir() == path
+    assert models.prepared_preset_dir("smollm2-135m") == path
+    assert models.teacher_model_path("smollm2-135m") == str(path)
     assert fake_conversion["convert"] == 1
     assert models.ensure_models() == {"default_teacher": str(path)}
     assert fake_conversion["convert"] == 1
 
 
 def test_a_failed_conversion_leaves_nothing_behind(
-    monkeypatch: pytest.MonkeyPatch, fake_conversion: dict[str, int]
+    monkeypatch: pytest.MonkeyPatch, fake_conversion: dict[str, Any]
 ) -> None:
-    def broken(gguf: Path, out: Path) -> None:
+    def broken(gguf: Path, out: Path, **kwargs: Any) -> None:
         (out / "model.safetensors").write_text("half written")
         raise RuntimeError("killed")
 
@@ -61,7 +81,7 @@ def test_a_failed_conversion_leaves_nothing_behind(
     assert [p.name for p in models.models_dir().iterdir()] == [".smollm2-135m-instruct.lock"]
 
 
-def test_verification_failure_is_not_cached(monkeypatch: pytest.MonkeyPatch, fake_conversion: dict[str, int]) -> None:
+def test_verification_failure_is_not_cached(monkeypatch: pytest.MonkeyPatch, fake_conversion: dict[str, Any]) -> None:
     def incoherent(path: Path) -> str:
         raise models.ModelUnavailable("answers incoherently: 'ĠTheĠ'")
 
@@ -69,17 +89,35 @@ def test_verification_failure_is_not_cached(monkeypatch: pytest.MonkeyPatch, fak
     with pytest.raises(models.ModelUnavailable):
         models.default_teacher_dir()
     assert not models.default_teacher_path().exists()
+    assert [p.name for p in models.models_dir().iterdir()] == [".smollm2-135m-instruct.lock"]
 
 
-def test_leftovers_of_a_killed_conversion_are_replaced(fake_conversion: dict[str, int]) -> None:
+def test_leftovers_of_a_killed_conversion_are_replaced(fake_conversion: dict[str, Any]) -> None:
     target = models.default_teacher_path()
     stale = models.models_dir() / ".smollm2-135m-instruct.tmp-dead"
-    stale.mkdir(parents=True)
+    (stale / "model").mkdir(parents=True)
+    (stale / "model" / "model.safetensors").write_text("half written")
     target.mkdir()
     (target / "config.json").write_text("{}")  # no marker: not a finished conversion
+    (target / "stale.bin").write_text("from the killed run")
     path = models.default_teacher_dir()
     assert models.is_prepared(path) and not stale.exists()
+    assert not (path / "stale.bin").exists(), "the unfinished directory is replaced, not merged into"
+    assert sorted(p.name for p in models.models_dir().iterdir()) == [
+        ".smollm2-135m-instruct.lock",
+        "smollm2-135m-instruct",
+    ]
     assert fake_conversion["convert"] == 1
+
+
+def test_a_wrong_packaged_gguf_is_refused_before_converting(
+    monkeypatch: pytest.MonkeyPatch, fake_conversion: dict[str, Any]
+) -> None:
+    bad = dataclasses.replace(get_preset("smollm2-135m"), gguf_sha256="0" * 64)
+    monkeypatch.setitem(presets.PRESETS, "smollm2-135m", bad)
+    with pytest.raises(models.ModelUnavailable, match="does not match the pinned 0000"):
+        models.default_teacher_dir()
+    assert fake_conversion["convert"] == 0 and not models.default_teacher_path().exists()
 
 
 # --------------------------------------------------------------------------- the real thing

@@ -258,7 +258,9 @@ def laat_config(tmp: Path, name: str = "laat", responses: list[str] | None = Non
 
 
 def test_laat_asks_validates_retries_averages_and_trains_towards_the_scores(tmp_path: Path) -> None:
-    metrics = start_run(Engine.load(), write_config(tmp_path / "l.yaml", laat_config(tmp_path)))
+    config = laat_config(tmp_path)
+    config["teacher_baseline"] = {"enabled": False}  # the call log must hold LAAT's own calls only
+    metrics = start_run(Engine.load(), write_config(tmp_path / "l.yaml", config))
     run = tmp_path / "runs" / "laat"
     rejects = read_lines(run / "rejects.jsonl")
     calls = read_lines(tmp_path / "laat-calls.jsonl")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from types import SimpleNamespace
 from typing import Any
 
-from distilforge.plugins.methods.llm2llm import LLM2LLM, LLM2LLMConfig
+from distilforge.plugins.methods.llm2llm import DEFAULT_DEMOS, LLM2LLM, Demonstration, LLM2LLMConfig
 from distilforge.schemas import Completion, Evaluation, Record, RecordResult
 
 SEEDS = [Record(input=f"seed text {i}", target="positive" if i % 2 else "negative") for i in range(4)]
@@ -21,8 +22,13 @@ def evaluation(correct: dict[str, tuple[bool, float]]) -> Evaluation:
     )
 
 
-def ctx(round_index: int = 0) -> Any:
-    return SimpleNamespace(task="Classify the sentiment.", labels=["negative", "positive"], round=round_index)
+def ctx(round_index: int = 0, pool: list[Record] | None = None) -> Any:
+    return SimpleNamespace(
+        task="Classify the sentiment.",
+        labels=["negative", "positive"],
+        round=round_index,
+        pool=list(SEEDS + SYNTH if pool is None else pool),
+    )
 
 
 def test_failures_are_seed_only_and_budgeted() -> None:
@@ -54,6 +60,11 @@ def test_prompt_shows_the_wrong_example_with_its_label_after_a_demo() -> None:
     assert roles == ["system", "user", "assistant", "user"]
     last = (request.messages or [])[-1].content
     assert SEEDS[0].input in last and '"negative"' in last and "Classify the sentiment." in last
+    assert (
+        'A student model struggles with this example (it got it wrong or is unsure). Its correct label is "negative"'
+        in (last)
+    )
+    assert "got this example wrong" not in last
     assert request.meta["parent_id"] == SEEDS[0].id
     override = LLM2LLM(LLM2LLMConfig(prompt_template="Another like: {input} / {label}"))
     (custom,) = override.build_prompts([SEEDS[0]], ctx())
@@ -62,7 +73,64 @@ def test_prompt_shows_the_wrong_example_with_its_label_after_a_demo() -> None:
     (again,) = method.build_prompts([SEEDS[0]], ctx(1))
     assert again.messages == request.messages and again.id != request.id
     math = LLM2LLM(LLM2LLMConfig(task_type="math"))
-    assert math.build_prompts([SEEDS[0]], ctx())[0].sampling.max_tokens == 320
+    (math_request,) = math.build_prompts([SEEDS[0]], ctx())
+    assert math_request.sampling.max_tokens == 320
+    assert (math_request.messages or [])[-1].content.startswith("A student struggles with this problem.")
+
+
+NEGATIVE = [Record(input=f"a dull film, take {i}", target="negative") for i in range(5)]
+POSITIVE = [Record(input=f"a lovely film, take {i}", target="positive") for i in range(3)]
+SYNTH_NEGATIVE = [Record(input=f"a synthetic bore {i}", target="negative", origin="synthetic") for i in range(3)]
+
+
+def _demo(method: LLM2LLM, failure: Record, pool: list[Record]) -> tuple[str, str, str]:
+    """(demo user message, demo answer, failure message) of the request built for ``failure``."""
+    (request,) = method.build_prompts([failure], ctx(pool=pool))
+    _system, demo_user, demo_answer, last = (m.content for m in request.messages or [])
+    assert failure.input in last
+    return demo_user, demo_answer, last
+
+
+def test_demonstration_comes_from_other_seeds_of_the_same_label() -> None:
+    method = LLM2LLM(LLM2LLMConfig())
+    pool = NEGATIVE + POSITIVE + SYNTH_NEGATIVE
+    failure = NEGATIVE[0]
+    demo_user, demo_answer, _ = _demo(method, failure, pool)
+    peers = {r.input for r in NEGATIVE[1:]}
+    shown = [r.input for r in NEGATIVE if r.input in demo_user]
+    assert len(shown) == 1 and shown[0] in peers, demo_user
+    assert demo_answer in peers and demo_answer != shown[0]
+    assert failure.input not in demo_user and failure.input != demo_answer
+    assert 'Its correct label is "negative"' in demo_user
+    assert DEFAULT_DEMOS["classification"].input not in demo_user
+    assert not any(r.input in demo_user + demo_answer for r in POSITIVE + SYNTH_NEGATIVE)
+    # the same failure gets the same demonstration whatever the pool's order (a resumed round
+    # builds the same prompt, so it hits the cache)
+    shuffled = list(pool)
+    random.Random(1).shuffle(shuffled)
+    assert _demo(method, failure, shuffled)[:2] == (demo_user, demo_answer)
+    # a positive failure gets positive peers
+    pos_user, pos_answer, _ = _demo(method, POSITIVE[0], pool)
+    assert pos_answer in {r.input for r in POSITIVE[1:]} and 'Its correct label is "positive"' in pos_user
+
+
+def test_demonstration_falls_back_to_the_built_in_one() -> None:
+    method = LLM2LLM(LLM2LLMConfig())
+    builtin = DEFAULT_DEMOS["classification"]
+    # one peer only (synthetic records of the label do not count)
+    pool = [NEGATIVE[0], NEGATIVE[1], *POSITIVE, *SYNTH_NEGATIVE]
+    demo_user, demo_answer, _ = _demo(method, NEGATIVE[0], pool)
+    assert builtin.input in demo_user and demo_answer == builtin.new_input
+    assert 'Its correct label is "negative"' in demo_user  # the built-in demo's own label
+    # a configured demonstration wins over the peers
+    mine = Demonstration(input="My demo input.", target="negative", new_input="My demo answer.")
+    configured = LLM2LLM(LLM2LLMConfig(demonstration=mine))
+    demo_user, demo_answer, _ = _demo(configured, NEGATIVE[0], NEGATIVE + POSITIVE)
+    assert "My demo input." in demo_user and demo_answer == "My demo answer."
+    # math keeps its built-in worked problem, seeds or not
+    math = LLM2LLM(LLM2LLMConfig(task_type="math"))
+    demo_user, demo_answer, _ = _demo(math, NEGATIVE[0], NEGATIVE)
+    assert DEFAULT_DEMOS["math"].input in demo_user and demo_answer.startswith("Question: Maria buys")
 
 
 def _complete(method: LLM2LLM, text: str, finish: str = "stop", parent: Record = SEEDS[0]) -> list[Record] | str:

@@ -272,6 +272,15 @@ def test_the_kit_is_a_pytest_plugin_loaded_from_its_entry_point(request: pytest.
     assert request.getfixturevalue("scripted_teacher")("x") == {"type": "scripted", "answers": ["x"]}
 
 
+# LLM2LLM shows two other seeds of the failure's label as its demonstration by default; a fixed one
+# keeps each prompt's seed text to the failure itself, so prompt-substring rules hit one seed only.
+FIXED_DEMO = {
+    "input": "The soup was cold and the waiter ignored us.",
+    "target": "negative",
+    "new_input": "Our pasta arrived lukewarm and nobody came back.",
+}
+
+
 def test_scripted_teacher_follows_its_script(
     distilforge_run: Callable[..., Path], scripted_teacher: Callable[..., dict[str, Any]]
 ) -> None:
@@ -280,7 +289,7 @@ def test_scripted_teacher_follows_its_script(
         rules={"loved every minute": "Rule answer about love, number {n}."},
         errors=["superb direction"],
     )
-    run_dir = distilforge_run(teacher=teacher)
+    run_dir = distilforge_run(teacher=teacher, method={"demonstration": FIXED_DEMO})
     synthetic = [r["input"] for r in read_records(run_dir) if r["origin"] == "synthetic"]
     # 6 wrong positive seeds x k=2 = 12 samples: one seed's two fail, another's two follow the rule
     assert len(synthetic) == 10
@@ -325,7 +334,10 @@ def _run_doc_example(name: str, tmp_path: Path, **config: Any) -> Path:
 
 def test_doc_teacher(tmp_path: Path) -> None:
     run_dir = _run_doc_example(
-        "teacher", tmp_path, teacher={"type": "python-function", "function": "test_plugin_kit:doc_teacher_answer"}
+        "teacher",
+        tmp_path,
+        teacher={"type": "python-function", "function": "test_plugin_kit:doc_teacher_answer"},
+        method={"demonstration": FIXED_DEMO},
     )
     synthetic = [r for r in read_records(run_dir) if r["origin"] == "synthetic"]
     assert len(synthetic) == 10  # 6 failures x 2 samples, one failure's generator raised

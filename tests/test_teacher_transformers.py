@@ -32,7 +32,7 @@ def hf_teacher(tiny_model_dir: Path) -> TransformersTeacher:
 def test_import_does_not_load_torch() -> None:
     code = (
         "import sys, distilforge.plugins.teachers.transformers_teacher as m; "
-        "m.TransformersTeacher(m.TransformersTeacherConfig(model='x')).model_id; "
+        "m.TransformersTeacher(m.TransformersTeacherConfig(model='org/x')).model_id; "
         "bad = [n for n in ('torch', 'transformers') if n in sys.modules]; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -67,7 +67,7 @@ def hf_tokenizer(path: Path) -> Any:
 def test_import_does_not_load_vllm_or_torch() -> None:
     code = (
         "import sys, distilforge.plugins.teachers.vllm_teacher as m; "
-        "m.VLLMTeacher(m.VLLMTeacherConfig(model='x')).model_id; "
+        "m.VLLMTeacher(m.VLLMTeacherConfig(model='org/x')).model_id; "
         "bad = [n for n in ('vllm', 'torch', 'transformers') if n in sys.modules]; "
         "assert not bad, bad"
     )
@@ -102,7 +102,7 @@ def test_model_id_of_the_default_does_not_convert(monkeypatch: pytest.MonkeyPatc
 def test_cpu_environment_defaults_never_override_the_user(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("VLLM_CPU_OMP_THREADS_BIND", "VLLM_ENABLE_V1_MULTIPROCESSING"):
         monkeypatch.delenv(name, raising=False)
-    teacher = VLLMTeacher(VLLMTeacherConfig(model="m"))
+    teacher = VLLMTeacher(VLLMTeacherConfig(model="org/m"))
     teacher._prepare_environment(on_cpu=False)
     import os
 
@@ -115,7 +115,7 @@ def test_cpu_environment_defaults_never_override_the_user(monkeypatch: pytest.Mo
     teacher._prepare_environment(on_cpu=True)
     assert os.environ["VLLM_CPU_OMP_THREADS_BIND"] == "0"
     # an explicit config value is the user's word too, and wins
-    VLLMTeacher(VLLMTeacherConfig(model="m", cpu_threads_bind="1", in_process=False))._prepare_environment(True)
+    VLLMTeacher(VLLMTeacherConfig(model="org/m", cpu_threads_bind="1", in_process=False))._prepare_environment(True)
     assert os.environ["VLLM_CPU_OMP_THREADS_BIND"] == "1"
     assert os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "1"
 
@@ -315,13 +315,13 @@ def test_continue_final_assistant_message(vllm_teacher: VLLMTeacher, monkeypatch
 def test_auto_dtype_avoids_slow_bf16_on_cpus_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
     import distilforge.plugins.teachers.vllm_teacher as module
 
-    teacher = VLLMTeacher(VLLMTeacherConfig(model="m"))
+    teacher = VLLMTeacher(VLLMTeacherConfig(model="org/m"))
     monkeypatch.setattr(module, "cpu_has_fast_bf16", lambda: False)
     assert teacher._engine_dtype(on_cpu=True) == "float32"
     assert teacher._engine_dtype(on_cpu=False) == "auto"  # GPUs: vLLM decides
     monkeypatch.setattr(module, "cpu_has_fast_bf16", lambda: True)
     assert teacher._engine_dtype(on_cpu=True) == "auto"
-    explicit = VLLMTeacher(VLLMTeacherConfig(model="m", dtype="bfloat16"))
+    explicit = VLLMTeacher(VLLMTeacherConfig(model="org/m", dtype="bfloat16"))
     monkeypatch.setattr(module, "cpu_has_fast_bf16", lambda: False)
     assert explicit._engine_dtype(on_cpu=True) == "bfloat16"
 
