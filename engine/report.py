@@ -27,23 +27,26 @@ def _acc(m: dict[str, Any], split: str) -> float | None:
     return None if value is None else float(value)
 
 
-def plot_accuracy(metrics: list[dict[str, Any]], path: Path) -> None:
+def plot_accuracy(metrics: list[dict[str, Any]], path: Path, baseline: dict[str, Any] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     rounds = [m["round"] for m in metrics]
     for split, style in (("test", "o-"), ("train", "s--")):
         values = [_acc(m, split) for m in metrics]
         if any(v is not None for v in values):
             ax.plot(rounds, [float("nan") if v is None else v for v in values], style, label=f"{split} accuracy")
+    if baseline is not None:
+        label = f"teacher zero-shot (n={baseline['n']})"
+        ax.axhline(baseline["accuracy"], color="tab:green", linestyle=":", label=label)
     ax.set_xlabel("round (0 = seed data only)")
     ax.set_ylabel("accuracy")
     ax.set_xticks(rounds)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize="small", frameon=False)
     ax2 = ax.twinx()
     ax2.bar(rounds, [m.get("train_size", 0) for m in metrics], alpha=0.15, color="gray")
     ax2.set_ylabel("training records", color="gray")
@@ -91,7 +94,8 @@ def write_report(run_dir: Path) -> Path:
         f"distilforge {manifest.get('distilforge_version')}",
         "",
     ]
-    lines += [f"- {line}" for line in headline(metrics, load_teacher_baseline(run_dir))]
+    baseline = load_teacher_baseline(run_dir)
+    lines += [f"- {line}" for line in headline(metrics, baseline)]
     lines += ["", "## Per round", ""]
     header = ["round", "train size", "train acc", "test acc", "failures", "requests", "generated", "accepted"]
     header += [f"rejected: {f}" for f in filters] + ["cached samples", "new samples", "completion tokens"]
@@ -123,7 +127,7 @@ def write_report(run_dir: Path) -> Path:
             row.append(f"{int(judge['samples_requested'])} ({int(judge['samples_new'])})" if judge else None)
         lines.append("| " + " | ".join(cell(v) for v in row) + " |")
     if metrics:
-        plot_accuracy(metrics, run_dir / "accuracy.png")
+        plot_accuracy(metrics, run_dir / "accuracy.png", baseline)
         lines += ["", "![accuracy per round](accuracy.png)", ""]
     lines += [
         "",
