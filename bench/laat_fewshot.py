@@ -31,20 +31,22 @@ import numpy as np
 from experiment_runs import ROOT, mean_sd, run_config
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, roc_auc_score
+from sklearn.model_selection import train_test_split
 
 from distilforge.plugins.datasets.table import TableDataset, TableDatasetConfig
 from distilforge.plugins.students.tabular import SCORE_LIMIT, LAATClassifier, target_attribution
 
 TABLES = ("breast_cancer", "wine", "penguins")
 SPLIT = {"test_fraction": 0.3, "split_seed": 12345}
+VALIDATION_FRACTION = 0.3  # of the training split, for --holdout validation
 
 
 TEACHERS = ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 
 
-def elicit(table: str, teacher: str, out: Path) -> dict[str, Any]:
-    """Run the laat method on the table with ``teacher`` and return its elicited scores and token counts."""
-    name = f"laat-{teacher}-{table}"
+def elicit(table: str, teacher: str, style: str, out: Path) -> dict[str, Any]:
+    """Run the laat method on the table with ``teacher`` asking in ``style``; its elicited scores and token counts."""
+    name = f"laat-{teacher}-{table}" if style == "scores" else f"laat-{teacher}-{style}-{table}"
     config = {
         "name": name,
         "seed": 0,
@@ -54,19 +56,26 @@ def elicit(table: str, teacher: str, out: Path) -> dict[str, Any]:
         # teacher ~15 minutes on breast cancer alone on 2 cores
         "teacher_baseline": {"enabled": False},
         "student": {"type": "tabular"},
-        "method": {"type": "laat", "estimates": 5, "retries": 3, "temperature": 0.7},
+        "method": {"type": "laat", "elicitation": style, "estimates": 5, "retries": 3, "temperature": 0.7},
     }
     metrics = run_config(config, out)
     manifest = json.loads((out / name / "manifest.json").read_text())
     state = manifest["state"]["laat"]
     positive = manifest["dataset_info"]["positive"]
-    estimates = state["estimates"].get(positive, [])
     features = [f["name"] for f in manifest["dataset_info"]["features"]]
+    if style != "scores":
+        answers = state["contrast"][positive]
+        scores = [float(np.mean(answers[f])) for f in features]
+        valid = sum(len(answers[f]) for f in features)
+    else:
+        estimates = state["estimates"].get(positive, [])
+        scores = np.mean([[e[f] for f in features] for e in estimates], axis=0).tolist()
+        valid = len(estimates)
     return {
         "features": features,
         "positive": positive,
-        "scores": np.mean([[e[f] for f in features] for e in estimates], axis=0).tolist(),
-        "valid": len(estimates),
+        "scores": scores,
+        "valid": valid,
         "answers": state["answers"],
         "prompt_tokens": state["prompt_tokens"],
         "completion_tokens": state["completion_tokens"],
@@ -93,28 +102,53 @@ def matrix(records: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray([r.meta["x"] for r in records]), np.asarray([r.target for r in records])
 
 
-def evaluate(table: str, elicited: dict[str, dict[str, Any]], ks: list[int], reps: int) -> list[dict[str, Any]]:
-    """``elicited``: teacher -> what :func:`elicit` returned for this table."""
+def k_shot(x: np.ndarray, y: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` rows per class drawn with ``seed``."""
+    rng = np.random.default_rng(seed)
+    picked = np.concatenate([rng.choice(np.flatnonzero(y == c), size=k, replace=False) for c in sorted(set(y))])
+    return x[picked], y[picked]
+
+
+def splits(table: str, holdout: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Training pool and evaluation rows: the fixed test split, or a validation split carved from training."""
     path = ROOT / "examples" / "tabular" / f"{table}.csv"
     full = TableDataset(TableDatasetConfig(path=path, **SPLIT)).load(seed=0)
-    positive = full.extra["positive"]
     x_train, y_train = matrix(full.seed)
-    x_test, y_test = matrix(full.test)
-    classes = sorted(set(y_train.tolist()))
+    if holdout == "test":
+        return (x_train, y_train, *matrix(full.test))
+    x_fit, x_val, y_fit, y_val = train_test_split(
+        x_train, y_train, test_size=VALIDATION_FRACTION, stratify=y_train, random_state=SPLIT["split_seed"]
+    )
+    return x_fit, y_fit, x_val, y_val
+
+
+def evaluate(
+    table: str, elicited: dict[str, dict[str, Any]], args: argparse.Namespace
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """``elicited``: variant name -> what :func:`elicit` returned for this table. Rows, and the variant names."""
+    path = ROOT / "examples" / "tabular" / f"{table}.csv"
+    positive = TableDataset(TableDatasetConfig(path=path, **SPLIT)).load(seed=0).extra["positive"]
+    x_pool, y_pool, x_eval, y_eval = splits(table, args.holdout)
+    classes = sorted(set(y_pool.tolist()))
     sign = 1.0 if classes[1] == positive else -1.0  # the estimator's scores are about classes[1]
-    oracle = oracle_scores(x_train, y_train == classes[1])
-    targets: dict[str, Any] = {"plain": None}
-    targets.update({f"LAAT {teacher}": sign * np.asarray(e["scores"]) for teacher, e in elicited.items()})
-    targets["LAAT oracle"] = oracle
+    oracle = oracle_scores(x_pool, y_pool == classes[1])
+    scores: dict[str, Any] = {name: sign * np.asarray(e["scores"]) for name, e in elicited.items()}
+    scores["oracle"] = oracle
+    targets: dict[str, tuple[Any, float]] = {"plain": (None, 0.0)}
+    for gamma in args.gamma:
+        suffix = f" g{gamma:g}" if len(args.gamma) > 1 else ""
+        targets.update({f"LAAT {name}{suffix}": (target, gamma) for name, target in scores.items()})
     rows = []
-    for k in ks:
-        for rep in range(reps):
-            seeds = TableDataset(TableDatasetConfig(path=path, shots=k, **SPLIT)).load(seed=rep).seed
-            x, y = matrix(seeds)
+    for k in args.k:
+        for rep in range(args.reps):
+            if args.holdout == "test":  # the engine's own k-shot draw, as in the runs
+                x, y = matrix(TableDataset(TableDatasetConfig(path=path, shots=k, **SPLIT)).load(seed=rep).seed)
+            else:
+                x, y = k_shot(x_pool, y_pool, k, rep)
             for model in ("logreg", "mlp"):
-                for variant, target in targets.items():
-                    clf = LAATClassifier(model=model, gamma=100.0, random_state=rep, target_scores=target).fit(x, y)
-                    proba = clf.predict_proba(x_test)[:, 1]
+                for variant, (target, gamma) in targets.items():
+                    clf = LAATClassifier(model=model, gamma=gamma, random_state=rep, target_scores=target).fit(x, y)
+                    proba = clf.predict_proba(x_eval)[:, 1]
                     rows.append(
                         {
                             "table": table,
@@ -122,21 +156,26 @@ def evaluate(table: str, elicited: dict[str, dict[str, Any]], ks: list[int], rep
                             "rep": rep,
                             "model": model,
                             "variant": variant,
-                            "accuracy": float(accuracy_score(y_test, clf.predict(x_test))),
-                            "roc_auc": float(roc_auc_score(y_test == classes[1], proba)),
+                            "accuracy": float(accuracy_score(y_eval, clf.predict(x_eval))),
+                            "roc_auc": float(roc_auc_score(y_eval == classes[1], proba)),
                         }
                     )
-    for teacher, e in elicited.items():
-        mine = targets[f"LAAT {teacher}"]
+    for name, e in elicited.items():
+        mine = scores[name]
         e["cosine_oracle"] = cosine(target_attribution(mine), target_attribution(oracle))
         e["sign_agreement"] = float(np.mean(np.sign(mine) == np.sign(oracle)))
-    return rows
+    return rows, list(targets)
 
 
-def summary(rows: list[dict[str, Any]], tables: dict[str, dict[str, dict[str, Any]]], args: argparse.Namespace) -> str:
-    variants = ["plain", *(f"LAAT {t}" for t in args.teachers), "LAAT oracle"]
+def summary(
+    rows: list[dict[str, Any]],
+    tables: dict[str, dict[str, dict[str, Any]]],
+    variants: list[str],
+    args: argparse.Namespace,
+) -> str:
+    where = "the fixed test split" if args.holdout == "test" else "a validation split carved from the training split"
     lines = [
-        f"# LAAT few-shot ({args.reps} repetitions, k rows per class; mean ± sd on the fixed test split)",
+        f"# LAAT few-shot ({args.reps} repetitions, k rows per class; mean ± sd on {where})",
         "",
         "| table | k | student | "
         + " | ".join(f"acc {v}" for v in variants)
@@ -164,13 +203,17 @@ def summary(rows: list[dict[str, Any]], tables: dict[str, dict[str, dict[str, An
         " s'_oracle) | sign agreement with the oracle |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for table, by_teacher in tables.items():
-        for teacher, e in by_teacher.items():
+    for table, by_variant in tables.items():
+        for teacher, e in by_variant.items():
             lines.append(
                 f"| {table} | {teacher} | {len(e['features'])} | {e['answers']} ({e['valid']}) | {e['prompt_tokens']}"
                 f" | {e['completion_tokens']} | {e['cosine_oracle']:.3f} | {e['sign_agreement']:.2f} |"
             )
     return "\n".join(lines)
+
+
+def variant_name(teacher: str, style: str) -> str:
+    return teacher if style == "scores" else f"{teacher} {style}"
 
 
 def main() -> None:
@@ -179,38 +222,47 @@ def main() -> None:
     parser.add_argument("--k", nargs="+", type=int, default=[1, 5, 10])
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--teachers", nargs="+", default=list(TEACHERS), help="teacher presets (set up first)")
+    parser.add_argument("--elicitation", nargs="+", default=["scores"], choices=["scores", "contrast", "reasoned"])
+    parser.add_argument("--gamma", nargs="+", type=float, default=[100.0], help="strength of the attribution loss")
+    parser.add_argument("--holdout", choices=["test", "validation"], default="test")
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
     out = ROOT / "bench" / "runs" / "laat"
     started = time.perf_counter()
     elicited: dict[str, dict[str, dict[str, Any]]] = {table: {} for table in args.tables}
     for teacher in args.teachers:  # one teacher at a time: one engine per process, runs resumable
-        for table in args.tables:
-            elicited[table][teacher] = elicit(table, teacher, out)
-            print(f"{table} / {teacher}: elicited, {time.perf_counter() - started:.0f} s so far", flush=True)
+        for style in args.elicitation:
+            for table in args.tables:
+                elicited[table][variant_name(teacher, style)] = elicit(table, teacher, style, out)
+                print(f"{table} / {teacher} / {style}: elicited, {time.perf_counter() - started:.0f} s", flush=True)
     rows: list[dict[str, Any]] = []
+    variants: list[str] = []
     for table in args.tables:
-        rows += evaluate(table, elicited[table], args.k, args.reps)
+        table_rows, variants = evaluate(table, elicited[table], args)
+        rows += table_rows
         print(f"{table}: evaluated, {time.perf_counter() - started:.0f} s so far", flush=True)
-    text = summary(rows, elicited, args)
+    text = summary(rows, elicited, variants, args)
     text += f"\n\nWall time {time.perf_counter() - started:.0f} s. Command: `.venv/bin/python bench/laat_fewshot.py"
     text += f"{' --reps ' + str(args.reps) if args.reps != 20 else ''} --teachers {' '.join(args.teachers)}"
-    text += f"{' --tag ' + args.tag if args.tag else ''}`\n"
+    text += f" --elicitation {' '.join(args.elicitation)} --gamma {' '.join(f'{g:g}' for g in args.gamma)}"
+    text += f" --holdout {args.holdout}{' --tag ' + args.tag if args.tag else ''}`\n"
     print(text)
     suffix = f"-{args.tag}" if args.tag else ""
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)
     (results / f"laat_fewshot{suffix}.md").write_text(text)
     scores = {
-        table: {teacher: {k: v for k, v in e.items() if k != "engine_run"} for teacher, e in by.items()}
+        table: {name: {k: v for k, v in e.items() if k != "engine_run"} for name, e in by.items()}
         for table, by in elicited.items()
     }
     (results / f"laat_fewshot{suffix}.json").write_text(json.dumps({"elicited": scores, "rows": rows}, indent=1))
     plain = [r for r in rows if r["variant"] == "plain"]
-    for variant in [*(f"LAAT {t}" for t in args.teachers), "LAAT oracle"]:
+    for variant in variants[1:]:
         mine = [r for r in rows if r["variant"] == variant]
         paired = statistics.mean(r["accuracy"] - p["accuracy"] for r, p in zip(mine, plain, strict=True))
-        print(f"mean paired accuracy difference vs plain: {variant} {paired:+.3f}")
+        at_low_k = [r["accuracy"] - p["accuracy"] for r, p in zip(mine, plain, strict=True) if r["k"] in (1, 5)]
+        low = f", at k in (1, 5) {statistics.mean(at_low_k):+.3f}" if at_low_k else ""
+        print(f"mean paired accuracy difference vs plain: {variant} {paired:+.3f}{low}")
 
 
 if __name__ == "__main__":

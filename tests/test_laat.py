@@ -22,15 +22,21 @@ from distilforge.engine.loop import retry_request
 from distilforge.engine.runner import resume_run, start_run
 from distilforge.plugins.datasets.table import TableDataset, TableDatasetConfig
 from distilforge.plugins.methods.elicitation import (
+    CONTRAST_CHOICES,
     BadScores,
     average_scores,
+    contrast_requests,
     elicitation_messages,
+    parse_contrast,
+    parse_reasoned,
     parse_scores,
+    reasoned_requests,
     score_schema,
 )
 from distilforge.plugins.students.tabular import target_attribution
 from distilforge.plugins.students.tabular_student import TabularStudent, TabularStudentConfig
-from distilforge.schemas import ChatMessage, SamplingParams, TeacherRequest
+from distilforge.schemas import ChatMessage, Completion, SamplingParams, TeacherRequest
+from distilforge.schemas.records import TokenLogprob
 
 ROOT = Path(__file__).resolve().parents[1]
 PENGUINS = ROOT / "examples" / "tabular" / "penguins.csv"
@@ -378,6 +384,88 @@ def test_multiclass_elicits_one_vector_per_class(tmp_path: Path) -> None:
     assert len(list((run / "report").glob("attributions-*.png"))) == 3
 
 
+def test_contrast_asks_one_rotated_guided_choice_question_per_feature() -> None:
+    features = [{"name": "bill_length_mm", "description": "length of the bill"}, {"name": "island=Dream"}]
+    requests = contrast_requests("Predict the species.", features, "Adelie", orders=3)
+    assert len(requests) == 6 and [r.meta["feature"] for r in requests] == ["bill_length_mm"] * 3 + ["island=Dream"] * 3
+    first = requests[0].messages[-1].content
+    assert 'cases of "Adelie"' in first and first.index("Task: Predict the species.") < first.index("Feature:")
+    assert "Feature: bill_length_mm: length of the bill" in first
+    orders = [r.sampling.choice for r in requests[:3]]
+    assert orders == [["lower", "similar", "higher"], ["similar", "higher", "lower"], ["higher", "lower", "similar"]]
+    assert all(r.sampling.temperature == 0.0 and r.sampling.logprobs for r in requests)
+    assert 'Allowed answers: "similar", "higher", "lower".' in requests[1].messages[-1].content
+    assert "typically similar, higher or lower than" in requests[1].messages[-1].content
+
+
+def _choice(text: str, probabilities: dict[str, float] | None) -> Completion:
+    logprobs = None
+    if probabilities:
+        top = {word: float(np.log(p)) for word, p in probabilities.items()}
+        logprobs = [TokenLogprob(token=text, logprob=top[text], top=top)]
+    return Completion(request_id="r", text=text, logprobs=logprobs, finish_reason="stop")
+
+
+def test_a_contrast_answer_scores_ten_times_higher_minus_lower() -> None:
+    assert parse_contrast(_choice("lower", {"lower": 0.7, "similar": 0.2, "higher": 0.1})) == pytest.approx(-6.0)
+    assert parse_contrast(_choice("higher", None)) == 10.0  # no log-probabilities: the chosen word counts fully
+    assert parse_contrast(_choice("similar", None)) == 0.0
+    with pytest.raises(BadScores, match=r"not one of \['lower', 'similar', 'higher'\]: 'maybe'"):
+        parse_contrast(_choice("maybe", None))
+    with pytest.raises(BadScores):
+        parse_contrast(Completion(request_id="r", error="server down"))
+
+
+def test_laat_contrast_mode_on_the_loop_averages_orders_and_retries_bad_answers(tmp_path: Path) -> None:
+    config = laat_config(tmp_path, responses=["higher", "lower", "similar", "dunno {hash}"], elicitation="contrast")
+    config["teacher_baseline"] = {"enabled": False}
+    metrics = start_run(Engine.load(), write_config(tmp_path / "c.yaml", config))
+    run = tmp_path / "runs" / "laat"
+    requests = json.loads((run / "rounds/0/requests.json").read_text())
+    first = [q for q in requests if not q["meta"].get("attempt")]
+    assert len(first) == 3 * len(PENGUIN_FEATURES) and all(q["sampling"]["choice"] for q in first)
+    rejects = read_lines(run / "rejects.jsonl")
+    assert rejects and all(x["reason"].startswith("not one of") for x in rejects)
+    state = json.loads((run / "manifest.json").read_text())["state"]["laat"]
+    answers = state["contrast"]["Adelie"]
+    assert sorted(answers) == sorted(PENGUIN_FEATURES)
+    assert all(set(v) <= {-10.0, 0.0, 10.0} for v in answers.values())
+    saved = json.loads((run / "rounds/1/attributions.json").read_text())["elicited"]["Adelie"]
+    assert saved["mean"] == pytest.approx([float(np.mean(answers[f])) for f in PENGUIN_FEATURES])
+    assert saved["n"] == sum(len(v) for v in answers.values()) == state["answers"] - len(rejects)
+    assert metrics[1]["train_stats"]["targeted"] == 1.0
+
+
+def test_a_reasoned_answer_scores_its_last_answer_line() -> None:
+    assert parse_reasoned("Adelie are the smallest of the three.\nAnswer: lower") == -10.0
+    assert parse_reasoned("Higher? No.\n**Answer:** Higher.") == 10.0
+    assert parse_reasoned("Answer: lower at first sight, but\nAnswer: similar") == 0.0
+    with pytest.raises(BadScores, match=r"no final 'Answer: lower\|similar\|higher': 'they are higher'"):
+        parse_reasoned("they are higher")
+    with pytest.raises(BadScores, match="empty"):
+        parse_reasoned("  ")
+    (request,) = reasoned_requests(
+        "Is it Adelie?", [{"name": "body_mass_g"}], "Adelie", samples=4, temperature=0.7, max_tokens=120
+    )
+    assert request.sampling.n == 4 and request.sampling.max_tokens == 120 and request.meta["feature"] == "body_mass_g"
+    assert "Answer: lower / Answer: similar / Answer: higher" in request.messages[-1].content
+
+
+def test_laat_reasoned_mode_averages_the_samples_per_feature(tmp_path: Path) -> None:
+    responses = ["Small birds.\nAnswer: lower", "Answer: higher", "no conclusion {hash}"]
+    config = laat_config(tmp_path, responses=responses, elicitation="reasoned", estimates=3, retries=3)
+    config["teacher_baseline"] = {"enabled": False}
+    start_run(Engine.load(), write_config(tmp_path / "r.yaml", config))
+    run = tmp_path / "runs" / "laat"
+    requests = json.loads((run / "rounds/0/requests.json").read_text())
+    assert [q["sampling"]["n"] for q in requests[: len(PENGUIN_FEATURES)]] == [3] * len(PENGUIN_FEATURES)
+    assert {x["reason"][:20] for x in read_lines(run / "rejects.jsonl")} == {"no final 'Answer: lo"}
+    answers = json.loads((run / "manifest.json").read_text())["state"]["laat"]["contrast"]["Adelie"]
+    assert all(set(v) <= {-10.0, 10.0} and v for v in answers.values())
+    saved = json.loads((run / "rounds/1/attributions.json").read_text())["elicited"]["Adelie"]
+    assert saved["mean"] == pytest.approx([float(np.mean(answers[f])) for f in PENGUIN_FEATURES])
+
+
 # --------------------------------------------------------------------------- real parts
 
 
@@ -410,6 +498,20 @@ def test_elicitation_with_the_real_tiny_vllm_under_the_json_schema(vllm_teacher:
     for completion in vllm_teacher.sample([free]):
         with pytest.raises(BadScores, match=r"not a JSON object|missing features|unknown features"):
             parse_scores(completion.text, names)
+
+
+@pytest.mark.slow
+def test_contrast_questions_with_the_real_tiny_vllm_read_logprobs(vllm_teacher: Any) -> None:
+    """Guided choice over the three words with log-probabilities: every answer is one of them and scores
+    in [-10, 10] from the probabilities (not only +-10 or 0, which the bare text would give)."""
+    require_vllm()
+    features = [{"name": name} for name in ("bill_length_mm", "body_mass_g")]
+    requests = contrast_requests("Is it an Adelie penguin?", features, "Adelie", orders=3)
+    completions = list(vllm_teacher.sample(requests))
+    assert len(completions) == 6 and all(c.ok and c.text in CONTRAST_CHOICES for c in completions)
+    scores = [parse_contrast(c) for c in completions]
+    assert all(-10.0 <= s <= 10.0 for s in scores)
+    assert any(s not in (-10.0, 0.0, 10.0) for s in scores), scores
 
 
 @pytest.mark.slow

@@ -6,7 +6,9 @@ Two rounds of the loop:
   baseline), then asks the teacher, per class (binary tasks: the positive class only), for an
   integer score in [-10, 10] per feature: ``estimates`` answers under a JSON schema, each
   validated; an invalid answer is a reject with its reason and is asked again (a fresh sample)
-  up to ``retries`` times;
+  up to ``retries`` times. With ``elicitation: contrast`` it asks one guided-choice question per
+  feature instead (lower / similar / higher for the class, in ``orders`` answer orders) and scores
+  10 x (P(higher) - P(lower)), averaged over the orders (see ``elicitation.py``);
 * round 1 averages the valid answers per class and trains the same student with the
   attribution-alignment loss towards them. The report gets a section with the elicited scores
   beside the attributions the plain and the LAAT student learned.
@@ -24,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
+import numpy as np
 from pydantic import Field
 
 from distilforge.engine.components import Method, Student
@@ -35,8 +38,12 @@ from distilforge.plugins.methods.elicitation import (
     DEFAULT_SYSTEM,
     BadScores,
     average_scores,
+    contrast_requests,
     elicitation_messages,
+    parse_contrast,
+    parse_reasoned,
     parse_scores,
+    reasoned_requests,
     score_schema,
 )
 from distilforge.plugins.methods.laat_report import attribution_section
@@ -56,11 +63,20 @@ class ScoreTakingStudent(Protocol):
 
 class LaatConfig(ComponentConfig):
     type: Literal["laat"] = "laat"
+    elicitation: Literal["scores", "contrast", "reasoned"] = Field(
+        "scores",
+        description="scores: one JSON object of integer scores per class (the paper's); contrast: per feature, is"
+        " it lower / similar / higher for the class (guided choice, read from log-probabilities); reasoned: the"
+        " same question answered after a few sentences of reasoning, `estimates` samples per feature",
+    )
+    orders: int = Field(3, ge=1, le=3, description="contrast: answer orders asked per feature, averaged")
     estimates: int = Field(5, ge=1, description="valid answers wanted per class; their scores are averaged")
     retries: int = Field(3, ge=0, description="times an invalid answer is asked for again (a fresh sample)")
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="> 0, or every estimate and retry is the same")
-    max_tokens: int | None = Field(None, ge=16, description="answer budget; default 24 per feature + 64")
-    system_prompt: str = DEFAULT_SYSTEM
+    max_tokens: int | None = Field(
+        None, ge=16, description="answer budget; default 24 per feature + 64 (scores), 200 (reasoned)"
+    )
+    system_prompt: str = Field(DEFAULT_SYSTEM, description="scores mode's system prompt")
 
 
 class Laat(Method[LaatConfig]):
@@ -102,6 +118,21 @@ class Laat(Method[LaatConfig]):
         features = self.features(ctx)
         names = [f["name"] for f in features]
         c = self.config
+        if c.elicitation == "contrast":
+            return [r for label in self.classes(ctx) for r in contrast_requests(ctx.task, features, label, c.orders)]
+        if c.elicitation == "reasoned":
+            return [
+                r
+                for label in self.classes(ctx)
+                for r in reasoned_requests(
+                    ctx.task,
+                    features,
+                    label,
+                    samples=c.estimates,
+                    temperature=c.temperature,
+                    max_tokens=c.max_tokens or 200,
+                )
+            ]
         sampling = SamplingParams(
             temperature=c.temperature,
             max_tokens=c.max_tokens or 24 * len(names) + 64,
@@ -127,6 +158,12 @@ class Laat(Method[LaatConfig]):
         state["prompt_tokens"] += completion.prompt_tokens
         state["completion_tokens"] += completion.completion_tokens
         try:
+            style = self.config.elicitation
+            if style != "scores":
+                score = parse_contrast(completion) if style == "contrast" else parse_reasoned(completion.text)
+                contrast = state.setdefault("contrast", {}).setdefault(label, {})
+                contrast.setdefault(str(request.meta["feature"]), []).append(score)
+                return []
             scores = parse_scores(completion.text, names)
         except BadScores as exc:
             return str(exc)
@@ -140,6 +177,9 @@ class Laat(Method[LaatConfig]):
         state = ctx.state.get("laat", {})
         out: dict[str, Any] = {}
         for label in self.classes(ctx):
+            if self.config.elicitation != "scores":
+                out[label] = self._contrast_scores(state, label, names)
+                continue
             estimates = state.get("estimates", {}).get(label, [])
             if not estimates:
                 raise DistilforgeError(
@@ -150,6 +190,22 @@ class Laat(Method[LaatConfig]):
             mean, sd = average_scores(estimates, names)
             out[label] = {"mean": mean, "sd": sd, "n": len(estimates)}
         return out
+
+    @staticmethod
+    def _contrast_scores(state: dict[str, Any], label: str, names: list[str]) -> dict[str, Any]:
+        answers = state.get("contrast", {}).get(label, {})
+        missing = [name for name in names if not answers.get(name)]
+        if missing:
+            raise DistilforgeError(
+                f"laat: no usable contrast answer for class {label!r} on features {missing[:6]} (reasons in"
+                " rejects.jsonl); raise method.retries, or use a teacher that returns log-probabilities"
+            )
+        values = [np.asarray(answers[name], dtype=np.float64) for name in names]
+        return {
+            "mean": [float(v.mean()) for v in values],
+            "sd": [float(v.std()) for v in values],
+            "n": sum(len(v) for v in values),  # answers, over all features
+        }
 
     def train(self, student: Student[Any], records: Sequence[Record], ctx: RunContext) -> dict[str, float]:
         assert isinstance(student, ScoreTakingStudent)  # check() refused any other student
