@@ -25,3 +25,7 @@ class RunLockedError(DistilforgeError):
 
 class ResumeRefused(DistilforgeError):
     """The run cannot be resumed as asked (changed config without --force, missing files...)."""
+
+
+class StoreDamaged(DistilforgeError):
+    """A committed file of a run directory no longer holds what was committed (cut, edited, lost)."""

@@ -84,10 +84,10 @@ class RoundLoop:
         test_file.unlink(missing_ok=True)
         with JsonlAppender(test_file) as out:
             out.write_many(r.model_dump(mode="json") for r in splits.test)
-        self.store.manifest.update({"labels": splits.labels, "task": splits.task, "dataset_info": splits.extra})
-        self.store.commit(unique)
-        self.store.manifest["seeded"] = True
-        self.store.save_manifest()
+        # the seeds and the "seeded" flag land in one manifest write: a kill between two writes re-seeded a
+        # run whose seeds were already committed, and every seed record was then in the pool twice
+        dataset = {"labels": splits.labels, "task": splits.task, "dataset_info": splits.extra}
+        self.store.commit(unique, manifest_updates={**dataset, "seeded": True})
         self.ctx.test, self.ctx.labels, self.ctx.task = list(splits.test), splits.labels, splits.task
         self.ctx.dataset_info = dict(splits.extra)
 
@@ -144,9 +144,10 @@ class RoundLoop:
             metrics["train_metrics"] = train_eval.metrics
             metrics["test_metrics"] = test_eval.metrics
             self._save_partial_metrics(r, metrics)
+            if not generate:  # the last round's metrics are final here; written before the stage counts as done
+                store.save_json(r, "metrics.json", metrics)
             store.mark(r, "evaluate")
         if not generate:
-            store.save_json(r, "metrics.json", metrics)
             return
 
         by_id = {rec.id: rec for rec in ctx.pool}
@@ -208,8 +209,9 @@ class RoundLoop:
         metrics["accepted"] = len(accepted)
         metrics["rejected"] = dict(Counter(x.rejected_by for x in rejects))
         ctx.state = dict(ctx.state)
-        store.commit(accepted, rejects, round_index=r, stage="generate", state=ctx.state)
+        # metrics first: a kill before the commit redoes the round and rewrites them; after it, they are there
         store.save_json(r, "metrics.json", metrics)
+        store.commit(accepted, rejects, round_index=r, stage="generate", state=ctx.state)
 
     def _sample_and_parse(
         self, r: int, requests: list[TeacherRequest], earlier: set[str] | None = None

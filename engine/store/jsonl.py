@@ -55,6 +55,14 @@ def truncate_jsonl(path: Path, keep: int) -> int:
     return dropped
 
 
+def truncate_bytes(path: Path, size: int) -> None:
+    """Cut ``path`` to its first ``size`` bytes, durably."""
+    with Path(path).open("r+b") as handle:
+        handle.truncate(size)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 class JsonlAppender:
     """Append objects to a JSON Lines file; each :meth:`write_many` is flushed and fsync'd."""
 

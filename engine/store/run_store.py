@@ -13,13 +13,16 @@ runs/<name>/
 ```
 
 Records and rejects of a round are appended, fsync'd, and only then is the round marked
-committed in the manifest (atomic replace). On resume the two files are cut back to the
-committed line counts, so a round interrupted half-way leaves nothing behind and is redone.
+committed in the manifest (atomic replace), with the committed line count, byte length and
+sha256 of each file. On resume each file is checked against them: a committed part that was cut
+or edited stops the run with :class:`StoreDamaged` (nothing is changed); what lies beyond it (an
+interrupted round) is cut off, so a round interrupted half-way leaves nothing behind and is redone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,12 +31,20 @@ from typing import Any
 import yaml
 
 from distilforge.engine import __version__
+from distilforge.engine.errors import StoreDamaged
 from distilforge.engine.store.atomic import atomic_write_json, atomic_write_text
-from distilforge.engine.store.jsonl import JsonlAppender, read_jsonl, truncate_jsonl
+from distilforge.engine.store.jsonl import (
+    JsonlAppender,
+    count_lines,
+    read_jsonl,
+    truncate_bytes,
+    truncate_jsonl,
+)
 from distilforge.engine.store.lock import RunLock
 from distilforge.schemas import SCHEMA_VERSION, Record, Reject
 
 STAGES = ("train", "evaluate", "select", "generate")
+COMMITTED_FILES = ("records", "rejects")
 
 
 def _now() -> str:
@@ -45,6 +56,8 @@ class RunStore:
         self.run_dir = Path(run_dir)
         self.lock = RunLock(self.run_dir / ".lock")
         self.manifest: dict[str, Any] = {}
+        # sha256 of each file's committed bytes so far, carried on by every commit
+        self._digests = {name: hashlib.sha256() for name in COMMITTED_FILES}
 
     # ------------------------------------------------------------------ paths
     @property
@@ -80,6 +93,14 @@ class RunStore:
     def create(self, config: dict[str, Any], fingerprint: str) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.lock.acquire()
+        paths = [self._path(name) for name in COMMITTED_FILES]
+        orphans = [path.name for path in paths if path.exists() and path.stat().st_size]
+        if orphans:
+            self.lock.release()
+            raise StoreDamaged(
+                f"{self.run_dir} holds {' and '.join(orphans)} but no manifest.json, so what was committed is"
+                " unknown. Restore manifest.json, or move the directory away (or set another `name`) to start again."
+            )
         atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
         self.manifest = {
             "schema_version": SCHEMA_VERSION,
@@ -88,19 +109,71 @@ class RunStore:
             "created": _now(),
             "status": "running",
             "seeded": False,
-            "committed": {"records": 0, "rejects": 0},
+            "committed": {name: 0 for name in COMMITTED_FILES}
+            | {f"{name}_bytes": 0 for name in COMMITTED_FILES}
+            | {f"{name}_sha256": hashlib.sha256().hexdigest() for name in COMMITTED_FILES},
             "rounds": {},
             "state": {},
         }
         self.save_manifest()
 
     def open(self) -> None:
-        """Take the lock and drop anything written after the last commit."""
+        """Take the lock, check the committed part of each file, and drop anything written after it."""
         self.lock.acquire()
-        self.manifest = json.loads(self.manifest_path.read_text())
+        try:
+            self.manifest = self._read_manifest()
+            for name in COMMITTED_FILES:
+                self._verify_and_cut(name)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _read_manifest(self) -> dict[str, Any]:
+        try:
+            manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StoreDamaged(
+                f"{self.manifest_path} is not valid JSON ({exc}); the engine writes it atomically, so it was"
+                " changed from outside. Restore it from a backup, or start the run again under a new name"
+                " (the teacher cache keeps every completion, so nothing is paid twice)."
+            ) from None
+        if not isinstance(manifest, dict) or "committed" not in manifest:
+            raise StoreDamaged(f"{self.manifest_path} is not a distilforge manifest (no 'committed' section)")
+        return manifest
+
+    def _path(self, name: str) -> Path:
+        return self.run_dir / f"{name}.jsonl"
+
+    def _verify_and_cut(self, name: str) -> None:
         committed = self.manifest["committed"]
-        truncate_jsonl(self.records_path, committed["records"])
-        truncate_jsonl(self.rejects_path, committed["rejects"])
+        path, lines = self._path(name), int(committed[name])
+        if f"{name}_sha256" not in committed:  # a run directory written before the hashes: line counts only
+            truncate_jsonl(path, lines)
+            held = count_lines(path)
+            if held < lines:
+                self._damaged(path, f"{lines} committed lines, the file holds {held}")
+            return
+        size, wanted = int(committed[f"{name}_bytes"]), committed[f"{name}_sha256"]
+        actual = path.stat().st_size if path.exists() else 0
+        if actual < size:
+            self._damaged(path, f"{lines} committed lines in {size} bytes, the file has {actual} bytes")
+        digest = hashlib.sha256()
+        if size:
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(min(1 << 20, size - handle.tell())), b""):
+                    digest.update(block)
+        if digest.hexdigest() != wanted:
+            self._damaged(path, f"its first {size} bytes (the {lines} committed lines) were changed")
+        if actual > size:
+            truncate_bytes(path, size)  # an interrupted round's lines: never committed
+        self._digests[name] = digest
+
+    def _damaged(self, path: Path, what: str) -> None:
+        raise StoreDamaged(
+            f"{path} no longer holds what was committed: {what}. Nothing was changed. Restore the file from a"
+            " backup, or start the run again under a new name or in a fresh output directory (the teacher cache"
+            " keeps every completion, so nothing is paid twice)."
+        )
 
     def close(self) -> None:
         self.lock.release()
@@ -144,19 +217,27 @@ class RunStore:
         round_index: int | None = None,
         stage: str | None = None,
         state: dict[str, Any] | None = None,
+        manifest_updates: dict[str, Any] | None = None,
     ) -> None:
-        """Append records and rejects durably, then record the new line counts (and stage) atomically."""
-        with JsonlAppender(self.records_path) as out:
-            out.write_many(r.model_dump(mode="json") for r in records)
-        with JsonlAppender(self.rejects_path) as out:
-            out.write_many(r.model_dump(mode="json") for r in rejects)
+        """Append records and rejects durably, then record the new line counts and hashes, the stage and
+        ``manifest_updates`` in one atomic manifest write: a kill leaves either none of it or all of it."""
         committed = self.manifest["committed"]
-        committed["records"] += len(records)
-        committed["rejects"] += len(rejects)
+        for name, rows in (("records", records), ("rejects", rejects)):
+            path = self._path(name)
+            start = path.stat().st_size if path.exists() else 0
+            with JsonlAppender(path) as out:
+                out.write_many(row.model_dump(mode="json") for row in rows)
+            with path.open("rb") as handle:
+                handle.seek(start)
+                self._digests[name].update(handle.read())
+            committed[name] += len(rows)
+            committed[f"{name}_bytes"] = path.stat().st_size
+            committed[f"{name}_sha256"] = self._digests[name].copy().hexdigest()
         if state is not None:
             self.manifest["state"] = state
         if round_index is not None and stage is not None:
             self.manifest["rounds"].setdefault(str(round_index), {})[stage] = "done"
+        self.manifest.update(manifest_updates or {})
         self.save_manifest()
 
     # ------------------------------------------------------------------ round artifacts
