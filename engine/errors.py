@@ -29,3 +29,7 @@ class ResumeRefused(DistilforgeError):
 
 class StoreDamaged(DistilforgeError):
     """A committed file of a run directory no longer holds what was committed (cut, edited, lost)."""
+
+
+class TeacherUnavailable(DistilforgeError):
+    """Every sample a round asked for failed at the teacher: nothing was committed, the round is redone."""

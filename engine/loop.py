@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from distilforge.engine import hooks
 from distilforge.engine.console import make_console
 from distilforge.engine.context import RunContext
+from distilforge.engine.errors import TeacherUnavailable
 from distilforge.engine.sampling import sample_with_cache
 from distilforge.engine.store import RunStore, TeacherCache
 from distilforge.engine.store.jsonl import JsonlAppender
@@ -168,6 +169,11 @@ class RoundLoop:
         metrics["requests"] = len(requests)
         sent, asked = list(requests), list(requests)
         candidates, rejects, totals = self._sample_and_parse(r, asked)
+        if requests and rejects and all(x.stage == "sample" for x in rejects) and not candidates:
+            raise TeacherUnavailable(
+                f"round {r}: all {len(rejects)} teacher samples failed, the first with: {rejects[0].reason}. Nothing"
+                " of this round was committed; fix the cause and run the same command again (it resumes here)."
+            )
         latest = rejects
         for attempt in range(1, ctx.method.retries + 1):  # answers the method could not parse are asked again
             failed = Counter(x.request_id for x in latest if x.stage == "parse")

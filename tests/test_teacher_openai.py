@@ -8,7 +8,9 @@ Everything is bounded: few requests, short timeouts, hangs of a few seconds at m
 
 from __future__ import annotations
 
+import base64
 import email.utils
+import io
 import json
 import logging
 import threading
@@ -17,12 +19,21 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
+import plugin_majority
 import pytest
+from helpers import loop_config, read_lines, write_config
 from pydantic import BaseModel, ValidationError
+from rich.console import Console
 
+from distilforge.engine.build import Engine
+from distilforge.engine.errors import DistilforgeError, TeacherUnavailable
+from distilforge.engine.runner import start_run
+from distilforge.engine.secrets import secret_forms
 from distilforge.plugins.teachers.openai_teacher import (
     OpenAITeacher,
     OpenAITeacherConfig,
@@ -66,10 +77,11 @@ class FaultServer:
     max_inflight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     base_url: str = ""
+    default: Action = OK  # the action for keys without a script
 
     def next_action(self, key: str) -> tuple[Action, int]:
         done = sum(1 for a in self.attempts if a.key == key)
-        actions = self.script.get(key) or [OK]
+        actions = self.script.get(key) or [self.default]
         return actions[min(done, len(actions) - 1)], done
 
     def tries(self, key: str) -> list[Attempt]:
@@ -556,6 +568,113 @@ def test_api_key_is_sent_as_bearer_and_never_leaks(
     for text in surfaces:
         assert secret not in text
     assert "***" in (result["id-denied"].error or "")  # the echoed key was scrubbed
+
+
+def test_a_key_with_a_trailing_newline_is_sent_stripped_and_no_form_of_it_leaks(
+    fault_server: FaultServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    core = "sk-test-NEWLINE-0123456789"
+    monkeypatch.setenv("DF_TEST_OPENAI_KEY", core + "\n")
+    echoes = [
+        f"bad header {('Bearer ' + core + chr(10)).encode()!r}",  # what httpx's error showed
+        f"token={quote(core + chr(10), safe='')}",
+        "basic " + base64.b64encode(f":{core}".encode()).decode(),
+    ]
+    fault_server.script.update({"denied": [("status", 401, json.dumps({"error": " | ".join(echoes)}))]})
+    teacher = make_teacher(fault_server, api_key_env="DF_TEST_OPENAI_KEY")
+    caplog.set_level(logging.DEBUG)
+    completions = collect(teacher, [chat("hello"), chat("denied")])
+    assert {a.headers.get("Authorization") for a in fault_server.attempts} == {f"Bearer {core}"}
+    result = by_id(completions)
+    assert result["id-hello"].ok and "HTTP 401" in (result["id-denied"].error or "")
+    assert len(fault_server.tries("denied")) == 1  # a 401 is not retried
+    text = caplog.text + "".join(c.model_dump_json() for c in completions)
+    for form in secret_forms(core + "\n"):
+        assert form not in text, form
+    assert "whitespace around the API key was removed" in caplog.text
+
+
+def test_a_key_with_whitespace_inside_is_refused_by_name_before_any_request(
+    fault_server: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DF_TEST_OPENAI_KEY", "sk-test-half\nother-half")
+    with pytest.raises(DistilforgeError, match=r"\$DF_TEST_OPENAI_KEY has whitespace") as caught:
+        collect(make_teacher(fault_server, api_key_env="DF_TEST_OPENAI_KEY"), [chat("hello")])
+    assert "sk-test" not in str(caught.value) and "half" not in str(caught.value)
+    assert fault_server.attempts == []
+
+
+def test_a_request_that_cannot_be_sent_is_not_retried(
+    fault_server: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[str] = []
+
+    async def refuse(self: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Response:
+        sent.append(url)
+        raise httpx.LocalProtocolError("Illegal header value")
+
+    monkeypatch.setattr(httpx.AsyncClient, "post", refuse)
+    (completion,) = collect(make_teacher(fault_server, max_retries=5), [chat("hello")])
+    assert len(sent) == 1 and not completion.ok
+    assert "request not sent: LocalProtocolError" in (completion.error or "")
+
+
+def _engine() -> Engine:
+    return Engine.load(extra_plugins=[plugin_majority])
+
+
+def _openai_run_config(tmp: Path, server: FaultServer, **teacher: Any) -> dict[str, Any]:
+    config = loop_config(tmp, name="remote", method={"type": "llm2llm", "rounds": 1, "k": 3})
+    config["teacher"] = {
+        "type": "openai",
+        "base_url": server.base_url,
+        "model": "scripted",
+        "api_key_env": None,
+        "max_retries": 1,
+        "backoff_base_s": 0.01,
+        **teacher,
+    }
+    config["teacher_baseline"] = {"enabled": False}
+    return config
+
+
+def test_a_newline_key_reaches_no_file_of_the_run_nor_the_console(
+    tmp_path: Path, fault_server: FaultServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    core = "sk-test-RUNLEVEL-9876543210"
+    monkeypatch.setenv("DF_TEST_OPENAI_KEY", core + "\n")
+    fault_server.default = ("status", 401, json.dumps({"error": f"bad key {('Bearer ' + core + chr(10)).encode()!r}"}))
+    config = _openai_run_config(tmp_path, fault_server, api_key_env="DF_TEST_OPENAI_KEY")
+    path = write_config(tmp_path / "remote.yaml", config)
+    screen = io.StringIO()
+    console = Console(file=screen, width=200)
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(TeacherUnavailable) as refused:  # every sample refused: the round is not committed
+        start_run(_engine(), path, console=console)
+    fault_server.default = OK
+    start_run(_engine(), path, console=console)
+    surfaces = [screen.getvalue(), caplog.text, str(refused.value)]
+    surfaces += [f.read_bytes().decode("utf-8", "replace") for f in tmp_path.rglob("*") if f.is_file()]
+    assert "HTTP 401" in str(refused.value) and "***" in str(refused.value)
+    for form in secret_forms(core + "\n"):
+        assert not any(form in text for text in surfaces), form
+
+
+def test_a_round_whose_every_sample_failed_commits_nothing_and_resumes(
+    tmp_path: Path, fault_server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path / "remote.yaml", _openai_run_config(tmp_path, fault_server))
+    fault_server.default = ("status", 503, "down for maintenance")
+    with pytest.raises(TeacherUnavailable, match=r"round 0: all \d+ teacher samples failed, the first with: HTTP 503"):
+        start_run(_engine(), path, console=Console(quiet=True))
+    run = tmp_path / "runs" / "remote"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and "generate" not in manifest["rounds"].get("0", {})
+    assert read_lines(run / "rejects.jsonl") == []
+    fault_server.default = OK
+    metrics = start_run(_engine(), path, console=Console(quiet=True))
+    assert metrics[0]["accepted"] > 0 and all(x["stage"] != "sample" for x in read_lines(run / "rejects.jsonl"))
+    assert json.loads((run / "manifest.json").read_text())["status"] == "completed"
 
 
 def test_no_key_no_authorization_header(fault_server: FaultServer, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -67,7 +67,9 @@ import httpx
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from distilforge.engine.components import Teacher
+from distilforge.engine.errors import DistilforgeError
 from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.engine.secrets import header_safe, scrub
 from distilforge.schemas import Completion, ComponentConfig, TeacherRequest
 from distilforge.schemas.records import TokenLogprob
 
@@ -227,9 +229,7 @@ class _Batch:
     # ------------------------------------------------------------------ helpers
 
     def scrub(self, text: str) -> str:
-        if self.api_key:
-            text = text.replace(self.api_key, "***")
-        return text
+        return scrub(text, [self.api_key, self.teacher.raw_api_key()])
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter, drawn from the upper half of the window."""
@@ -299,6 +299,9 @@ class _Batch:
                 response = await client.post(path, json=body)
         except (TimeoutError, httpx.TimeoutException):
             raise _Failure(f"timeout after {self.config.timeout_s:g}s", retryable=True) from None
+        except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as exc:
+            # the request itself cannot be sent (an illegal header, a bad scheme): retrying cannot help
+            raise _Failure(self.scrub(f"request not sent: {type(exc).__name__}: {exc}"), retryable=False) from None
         except httpx.TransportError as exc:
             raise _Failure(self.scrub(f"connection error: {type(exc).__name__}: {exc}"), retryable=True) from None
         status = response.status_code
@@ -467,8 +470,7 @@ class _Batch:
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:  # a bug must not lose the call
-                        log.exception("request %s: unexpected error", call.request.id)
-                        results = self.errors(call, f"internal error: {type(exc).__name__}: {exc}")
+                        results = self.errors(call, f"internal error: {type(exc).__name__}: {exc}")  # logs it
                     for completion in results:
                         self.out.put(completion)
 
@@ -539,10 +541,27 @@ class OpenAITeacher(Teacher[OpenAITeacherConfig]):
     def __repr__(self) -> str:
         return f"OpenAITeacher(base_url={self.config.base_url!r}, model={self.config.model!r})"
 
-    def _api_key(self) -> str | None:
+    def raw_api_key(self) -> str | None:
+        """The variable's value exactly as set (for scrubbing: it may differ from what is sent)."""
         if not self.config.api_key_env:
             return None
         return os.environ.get(self.config.api_key_env) or None
+
+    def _api_key(self) -> str | None:
+        """The key to send: the variable's value without surrounding whitespace (a trailing newline from
+        ``$(cat key.txt)`` is common); a key that still cannot go into a header is refused, by name only."""
+        raw = self.raw_api_key()
+        if raw is None:
+            return None
+        key = raw.strip()
+        if not key or not header_safe(key):
+            raise DistilforgeError(
+                f"teacher.api_key_env: the value of ${self.config.api_key_env} has whitespace or control characters"
+                " inside it, so no HTTP header can carry it; set the variable to the key alone"
+            )
+        if key != raw:
+            log.warning("$%s: whitespace around the API key was removed", self.config.api_key_env)
+        return key
 
     def _calls(self, requests: Sequence[TeacherRequest]) -> Iterator[_Call]:
         for request in requests:
