@@ -12,13 +12,14 @@ finished prompt nor pays again for a sample already made. Failed samples go to
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -29,9 +30,11 @@ from distilforge.engine.console import make_console
 from distilforge.engine.context import RunContext
 from distilforge.engine.errors import ConfigError
 from distilforge.engine.executors import executor_for
+from distilforge.engine.inputs import InputFileError, read_jsonl_input
 from distilforge.engine.sampling import sample_with_cache
-from distilforge.engine.store import JsonlAppender, TeacherCache, read_jsonl
-from distilforge.schemas import ComponentConfig, ExecutorConfig, SamplingParams, TeacherRequest
+from distilforge.engine.store import JsonlAppender, TeacherCache, atomic_write_text, read_jsonl
+from distilforge.engine.store.jsonl import drop_torn_tail
+from distilforge.schemas import ChatMessage, ComponentConfig, ExecutorConfig, SamplingParams, TeacherRequest
 
 
 class GenerateSettings(BaseModel):
@@ -59,8 +62,6 @@ class GenerateSummary:
 
 
 def parse_settings(engine: Engine, data: dict[str, Any]) -> GenerateSettings:
-    from pydantic import ValidationError
-
     teacher_union = engine.config_model.model_fields["teacher"].annotation
     model: type[GenerateSettings] = create_model(
         "GenerateConfig", __base__=GenerateSettings, teacher=(teacher_union, ...)
@@ -71,25 +72,76 @@ def parse_settings(engine: Engine, data: dict[str, Any]) -> GenerateSettings:
         raise ConfigError(explain(exc, engine.registry)) from None
 
 
-def _request(line: dict[str, Any], line_no: int, defaults: SamplingParams) -> TeacherRequest:
-    sampling = defaults.model_copy(update=line.get("sampling") or {})
-    try:
-        return TeacherRequest(
-            id=str(line.get("id", line_no)),
-            messages=line.get("messages"),
-            prompt=line.get("prompt"),
-            sampling=SamplingParams.model_validate(sampling.model_dump()),
-        )
-    except Exception as exc:
-        raise ConfigError(f"prompt line {line_no + 1}: {exc}") from None
+class PromptLine(BaseModel):
+    """One line of the prompts file; unknown fields are refused (a typo would otherwise be ignored)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str | int | None = Field(None, description="unique per file; default: the line number")
+    messages: list[ChatMessage] | None = None
+    prompt: str | None = None
+    sampling: dict[str, Any] = Field(default_factory=dict)
 
 
-def done_ids(out_path: Path) -> dict[str, int]:
-    """How many samples of each prompt id the output file already holds."""
-    counts: dict[str, int] = {}
+def load_prompts(path: Path, defaults: SamplingParams) -> list[TeacherRequest]:
+    """Every prompt of the file, validated, before any is sent; ids must be unique."""
+    requests: list[TeacherRequest] = []
+    first_line: dict[str, int] = {}
+    for number, line in read_jsonl_input(path, "prompts"):
+        if line.get("id", "") is None:
+            raise InputFileError(f"prompts {path}:{number}: 'id' is null; give a string or an integer, or leave it out")
+        try:
+            parsed = PromptLine.model_validate(line)
+            sampling = SamplingParams.model_validate({**defaults.model_dump(), **parsed.sampling})
+            request = TeacherRequest(
+                id=str(parsed.id) if parsed.id is not None else str(number),
+                messages=parsed.messages,
+                prompt=parsed.prompt,
+                sampling=sampling,
+            )
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg']}" for e in exc.errors())
+            raise InputFileError(f"prompts {path}:{number}: {problems}") from None
+        if request.id in first_line:
+            implicit = " (its line number: lines without an id get one)" if parsed.id is None else ""
+            raise InputFileError(
+                f"prompts {path}:{number}: id {request.id!r}{implicit} is already used on line"
+                f" {first_line[request.id]}; every prompt needs its own id"
+            )
+        first_line[request.id] = number
+        requests.append(request)
+    return requests
+
+
+def _row_key(request: TeacherRequest) -> str:
+    """What an output row was made from: the id and the prompt's content and sampling."""
+    return f"{request.id}:{request.prompt_hash()}"
+
+
+def done_rows(out_path: Path, requests: list[TeacherRequest]) -> dict[str, set[int]]:
+    """The sample indices each prompt already has in the output (by id and content). A row made from an
+    earlier version of a prompt (same id, other content) stops the run: the two would be mixed."""
+    wanted = {r.id: _row_key(r) for r in requests}
+    lines = {r.id: i for i, r in enumerate(requests)}
+    done: dict[str, set[int]] = {}
     for row in read_jsonl(out_path):
-        counts[row["id"]] = counts.get(row["id"], 0) + 1
-    return counts
+        key = row.get("key") or wanted.get(row["id"])  # rows written before keys: the id alone
+        if row["id"] in wanted and key != wanted[row["id"]]:
+            raise InputFileError(
+                f"{out_path} holds samples of prompt id {row['id']!r} made from another prompt or sampling than the"
+                f" one now in the prompts file (prompt {lines[row['id']] + 1}); write to a new output file, or"
+                " remove those rows"
+            )
+        done.setdefault(str(key), set()).add(int(row["sample_index"]))
+    return done
+
+
+def _reject_path(out_path: Path) -> Path:
+    return (
+        out_path.with_suffix(out_path.suffix + ".rejects.jsonl")
+        if out_path.suffix
+        else Path(f"{out_path}.rejects.jsonl")
+    )
 
 
 def generate(
@@ -98,25 +150,27 @@ def generate(
     console = console or make_console()
     summary = GenerateSummary()
     started = time.perf_counter()
-    finished = done_ids(out_path)
+    requests = load_prompts(prompts_path, settings.sampling)
+    if out_path.is_dir():
+        raise InputFileError(f"output {out_path}: is a directory; give a file path such as {out_path / 'out.jsonl'}")
+    rejects_path = _reject_path(out_path)
+    for path in (out_path, rejects_path):
+        cut = drop_torn_tail(path)
+        if cut:
+            console.print(f"{path}: dropped an unfinished last line ({cut} bytes) left by an interrupted run")
+    finished = done_rows(out_path, requests)
     teacher = engine.registry.build("teacher", settings.teacher)
     ctx = RunContext(config=settings, run_dir=out_path.parent, pm=engine.pm, registry=engine.registry, teacher=teacher)
     cache = TeacherCache(settings.teacher_cache)
-    rejects_path = (
-        out_path.with_suffix(out_path.suffix + ".rejects.jsonl")
-        if out_path.suffix
-        else Path(f"{out_path}.rejects.jsonl")
-    )
 
     def pending() -> Iterator[TeacherRequest]:
-        for line_no, line in enumerate(read_jsonl(prompts_path)):
-            request = _request(line, line_no, settings.sampling)
-            if finished.get(request.id, 0) >= request.sampling.n:
+        for request in requests:
+            if len(finished.get(_row_key(request), ())) >= request.sampling.n:
                 summary.skipped += 1
                 continue
             yield request
 
-    total = sum(1 for _ in read_jsonl(prompts_path))
+    total = len(requests)
     progress = Progress(
         TextColumn("generate"),
         BarColumn(),
@@ -137,10 +191,12 @@ def generate(
                 errors: list[dict[str, Any]] = []
                 for request in chunk:
                     # a crash mid-write can leave some samples of a prompt on disk: write the rest
-                    for index in range(finished.get(request.id, 0), request.sampling.n):
+                    have = finished.get(_row_key(request), set())
+                    for index in (i for i in range(request.sampling.n) if i not in have):
                         c = results[(request.id, index)]
                         row = {
                             "id": request.id,
+                            "key": _row_key(request),
                             "sample_index": index,
                             "text": c.text,
                             "finish_reason": c.finish_reason,
@@ -173,9 +229,21 @@ def generate(
     finally:
         ctx.close()  # the teacher, and the executor's workers if any
         cache.close()
+    keep_unresolved_rejects(rejects_path, out_path)
     summary.seconds = time.perf_counter() - started
     print_generate_summary(summary, out_path, console)
     return summary
+
+
+def keep_unresolved_rejects(rejects_path: Path, out_path: Path) -> None:
+    """Drop the errors of samples that have since succeeded: the rejects file lists what is still missing."""
+    if not rejects_path.exists():
+        return
+    made = {(row["id"], row["sample_index"]) for row in read_jsonl(out_path)}
+    rows = list(read_jsonl(rejects_path))
+    still = [row for row in rows if (row["id"], row["sample_index"]) not in made]
+    if len(still) != len(rows):
+        atomic_write_text(rejects_path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in still))
 
 
 def print_generate_summary(s: GenerateSummary, out_path: Path, console: Console) -> None:

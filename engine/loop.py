@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from distilforge.engine import hooks
 from distilforge.engine.console import make_console
 from distilforge.engine.context import RunContext
-from distilforge.engine.errors import TeacherUnavailable
+from distilforge.engine.errors import DistilforgeError, TeacherUnavailable
 from distilforge.engine.sampling import sample_with_cache
 from distilforge.engine.store import RunStore, TeacherCache
 from distilforge.engine.store.jsonl import JsonlAppender
@@ -79,6 +79,12 @@ class RoundLoop:
             self.ctx.dataset_info = self.store.manifest.get("dataset_info", {})
             return
         splits = self.ctx.dataset.load(self.ctx.seed)
+        for split, rows in (("train (seed)", splits.seed), ("test", splits.test)):
+            if not rows:
+                raise DistilforgeError(
+                    f"dataset: the {split} split is empty; a run needs seed examples to train on and test examples"
+                    " to score the student"
+                )
         seeds = [r.model_copy(update={"origin": r.origin or "seed", "round": 0}) for r in splits.seed]
         unique = list({r.id: r for r in seeds}.values())
         test_file = self.store.test_path

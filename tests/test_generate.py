@@ -96,3 +96,90 @@ def test_generate_killed_midway_resumes_with_each_prompt_once(tmp_path: Path) ->
     calls = [(c["request_id"], c["sample_index"]) for c in read_lines(tmp_path / "calls.jsonl")]
     assert len(calls) == len(set(calls)), "no sample the teacher delivered before the kill was paid for again"
     assert len(calls) == 120 and delivered <= set(calls)
+
+
+# --------------------------------------------------------------------------- odd input, torn output
+
+
+def _generate(tmp_path: Path, prompts: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, Path]:
+    out = tmp_path / "out.jsonl"
+    code = main(["generate", str(prompts), "-c", str(fake_config(tmp_path)), "-o", str(out)])
+    captured = capsys.readouterr()
+    text = " ".join((captured.out + captured.err).split())
+    assert "Traceback" not in text
+    return code, text, out
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (['{"id": "a", "prompt": "x"}', '{"id": "a", "prompt": "y"}'], "2: id 'a' is already used on line 1"),
+        (['{"prompt": "x"}', '{"id": "1", "prompt": "y"}'], "2: id '1' is already used on line 1"),
+        (['{"id": null, "prompt": "x"}'], "1: 'id' is null"),
+        (['{"id": true, "prompt": "x"}'], "prompts"),
+        (['{"prompt": "x", "temprature": 0.2}'], "1: temprature: Extra inputs are not permitted"),
+        (['{"prompt": "x"}', "{not json"], "2: not valid JSON"),
+        (['["a", "list"]'], "1: a line must be a JSON object, got list"),
+        (['{"prompt": "x", "sampling": {"n": 0}}'], "1: n: Input should be greater than or equal to 1"),
+    ],
+)
+def test_bad_prompt_lines_are_refused_with_file_and_line_before_any_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], lines: list[str], message: str
+) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n".join(lines) + "\n")
+    code, text, out = _generate(tmp_path, prompts, capsys)
+    assert code == 2 and f"prompts {prompts}:" in text and message in text, text
+    assert read_lines(tmp_path / "calls.jsonl") == [] and not out.exists()
+
+
+def test_non_utf8_bom_no_final_newline_and_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_bytes(b'\xef\xbb\xbf{"id": "a", "prompt": "x"}\n{"id": "b", "prompt": "y"}')  # BOM, no final newline
+    code, _, out = _generate(tmp_path, prompts, capsys)
+    assert code == 0 and sorted({r["id"] for r in read_lines(out)}) == ["a", "b"]  # the last line counts
+    prompts.write_bytes(b'{"id": "a", "prompt": "caf\xe9"}\n')
+    code, text, _ = _generate(tmp_path, prompts, capsys)
+    assert code == 2 and "prompts.jsonl:1: not UTF-8 (byte 0xe9" in text
+    code, text, _ = _generate(tmp_path, tmp_path / "nope.jsonl", capsys)
+    assert code == 2 and "nope.jsonl: no such file" in text
+
+
+def test_a_torn_output_line_is_dropped_and_its_sample_written_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prompts = write_prompts(tmp_path / "prompts.jsonl", 4)
+    code, _, out = _generate(tmp_path, prompts, capsys)
+    assert code == 0
+    complete = out.read_bytes()
+    rows = complete.splitlines(keepends=True)
+    out.write_bytes(b"".join(rows[:-1]) + rows[-1][:20])  # a kill in the middle of the last append
+    code, text, _ = _generate(tmp_path, prompts, capsys)
+    assert code == 0 and "dropped an unfinished last line" in text
+    again = read_lines(out)
+    assert sorted((r["id"], r["sample_index"]) for r in again) == sorted(
+        (json.loads(r)["id"], json.loads(r)["sample_index"]) for r in rows
+    )
+    code, _, _ = _generate(tmp_path, prompts, capsys)  # and the next run reads it cleanly
+    assert code == 0
+
+
+def test_a_changed_prompt_under_the_same_id_is_not_mixed_with_its_old_samples(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"id": "a", "prompt": "first version"}\n')
+    assert _generate(tmp_path, prompts, capsys)[0] == 0
+    prompts.write_text('{"id": "a", "prompt": "second version"}\n')
+    code, text, _ = _generate(tmp_path, prompts, capsys)
+    assert code == 2 and "samples of prompt id 'a' made from another prompt" in text
+
+
+def test_rejects_keep_only_the_samples_still_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prompts = write_prompts(tmp_path / "prompts.jsonl", 2)
+    _, _, out = _generate(tmp_path, prompts, capsys)
+    rejects = Path(f"{out}.rejects.jsonl")
+    row = read_lines(out)[0]
+    rejects.write_text(json.dumps({"id": row["id"], "sample_index": row["sample_index"], "reason": "HTTP 503"}) + "\n")
+    assert _generate(tmp_path, prompts, capsys)[0] == 0
+    assert read_lines(rejects) == []

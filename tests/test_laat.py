@@ -440,8 +440,10 @@ def test_a_reasoned_answer_scores_its_last_answer_line() -> None:
     assert parse_reasoned("Adelie are the smallest of the three.\nAnswer: lower") == -10.0
     assert parse_reasoned("Higher? No.\n**Answer:** Higher.") == 10.0
     assert parse_reasoned("Answer: lower at first sight, but\nAnswer: similar") == 0.0
-    with pytest.raises(BadScores, match=r"no final 'Answer: lower\|similar\|higher': 'they are higher'"):
-        parse_reasoned("they are higher")
+    assert parse_reasoned("Adelie are small.\n\nSo the feature is typically lower for Adelie.") == -10.0
+    assert parse_reasoned("Higher for Gentoo.\n\nAdelie: similar, I think.") == 0.0  # the last paragraph
+    with pytest.raises(BadScores, match=r"no final 'Answer: lower\|similar\|higher': 'they are higher\. ...'"):
+        parse_reasoned("they are higher.\n\n...")
     with pytest.raises(BadScores, match="empty"):
         parse_reasoned("  ")
     (request,) = reasoned_requests(

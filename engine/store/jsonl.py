@@ -55,6 +55,20 @@ def truncate_jsonl(path: Path, keep: int) -> int:
     return dropped
 
 
+def drop_torn_tail(path: Path) -> int:
+    """Cut an unterminated last line (a write a kill interrupted) off an append-only file; bytes cut."""
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    with path.open("rb") as handle:
+        data = handle.read()
+    if data.endswith(b"\n"):
+        return 0
+    keep = data.rfind(b"\n") + 1
+    truncate_bytes(path, keep)
+    return len(data) - keep
+
+
 def truncate_bytes(path: Path, size: int) -> None:
     """Cut ``path`` to its first ``size`` bytes, durably."""
     with Path(path).open("r+b") as handle:

@@ -5,25 +5,17 @@ from __future__ import annotations
 import bz2
 import csv
 import importlib.util
-import json
 import random
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
 from distilforge.engine.components import Dataset, DatasetSplits
 from distilforge.engine.errors import DistilforgeError
 from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.engine.inputs import read_table_input
 from distilforge.schemas import ComponentConfig, Record
-
-
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    if path.suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as handle:
-            return list(csv.DictReader(handle))
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 class FileDatasetConfig(ComponentConfig):
@@ -40,6 +32,8 @@ class FileDatasetConfig(ComponentConfig):
     def _exists(cls, value: Path) -> Path:
         if not value.exists():
             raise ValueError(f"file not found: {value}")
+        if value.is_dir():
+            raise ValueError(f"{value} is a directory; give the .jsonl or .csv file")
         return value
 
 
@@ -47,10 +41,20 @@ class FileDataset(Dataset[FileDatasetConfig]):
     def _records(self, path: Path, origin: Literal["seed", "real"]) -> list[Record]:
         c = self.config
         out = []
-        for i, row in enumerate(_read_rows(path)):
-            if c.input_field not in row or c.target_field not in row:
-                raise DistilforgeError(f"{path} row {i + 1} lacks {c.input_field!r} or {c.target_field!r}")
-            out.append(Record(input=str(row[c.input_field]), target=str(row[c.target_field]), origin=origin))
+        for line, row in read_table_input(path, f"dataset.{'train' if origin == 'seed' else 'test'}"):
+            missing = [f for f in (c.input_field, c.target_field) if f not in row]
+            if missing:
+                raise DistilforgeError(
+                    f"{path}:{line}: no field {missing[0]!r} (the row has {sorted(row)}); set"
+                    f" dataset.{'input_field' if missing[0] == c.input_field else 'target_field'} to the right name"
+                )
+            values = {f: row[f] for f in (c.input_field, c.target_field)}
+            bad = {f: v for f, v in values.items() if not isinstance(v, str | int | float) or isinstance(v, bool)}
+            empty = [f for f, v in values.items() if f not in bad and not str(v).strip()]
+            if bad or empty:
+                field = next(iter(bad)) if bad else empty[0]
+                raise DistilforgeError(f"{path}:{line}: field {field!r} must be non-empty text, got {values[field]!r}")
+            out.append(Record(input=str(values[c.input_field]), target=str(values[c.target_field]), origin=origin))
         return out
 
     def load(self, seed: int) -> DatasetSplits:

@@ -44,6 +44,7 @@ LOWER, SIMILAR, HIGHER = "lower", "similar", "higher"
 CONTRAST_CHOICES = (LOWER, SIMILAR, HIGHER)
 REASONED_SYSTEM = "You are a careful domain expert."
 _FINAL_ANSWER = re.compile(r"answer\W{0,4}\s*(lower|similar|higher)\b", re.IGNORECASE)
+_WORD = re.compile(r"\b(lower|similar|higher)\b", re.IGNORECASE)
 _DIRECTION = {LOWER: -SCORE_MAX, SIMILAR: 0, HIGHER: SCORE_MAX}
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
@@ -230,8 +231,9 @@ def reasoned_requests(
 
 
 def parse_reasoned(text: str) -> float:
-    """The score of one reasoned answer: its last ``Answer: ...`` line, as -10, 0 or +10."""
-    found = _FINAL_ANSWER.findall(text)
+    """The score of one reasoned answer as -10, 0 or +10: its last ``Answer: ...``, else the last of the
+    three words in its last paragraph (small models often end "... is typically lower for X than ...")."""
+    found = _FINAL_ANSWER.findall(text) or _WORD.findall(text.strip().rsplit("\n\n", 1)[-1])
     if not found:
         snippet = " ".join(text.split())[-60:]
         raise BadScores(f"no final 'Answer: lower|similar|higher': {snippet!r}" if snippet else "the answer is empty")
