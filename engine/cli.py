@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
+import traceback
 from pathlib import Path
 
 from rich.table import Table
@@ -169,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="distilforge", description="A teacher LLM makes training data and knowledge for small students."
     )
     parser.add_argument("--version", action="version", version=f"distilforge {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback behind an error message")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="run a config (resumes it if its run directory exists)")
@@ -234,18 +238,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP stop a run like Ctrl-C does (status "interrupted", resumable). Once stopping,
+    further signals are noted, not raised: a second Ctrl-C must not tear the clean shutdown apart."""
+
+    def later(signum: int, frame: object) -> None:
+        print("still stopping cleanly, the run stays resumable; kill -9 stops at once", file=sys.stderr)
+
+    def first(signum: int, frame: object) -> None:
+        for stop in STOP_SIGNALS:
+            signal.signal(stop, later)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        for stop in STOP_SIGNALS:
+            signal.signal(stop, first)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     args = build_parser().parse_args(argv)
+    _stop_on_signals()
     try:
         return int(args.func(args))
     except DistilforgeError as exc:
+        if args.debug:
+            traceback.print_exc()
         make_console().print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; `distilforge resume RUN_DIR` continues where it stopped", file=sys.stderr)
+        print("interrupted; run the same command again (or `distilforge resume RUN_DIR`) to continue", file=sys.stderr)
         return 130
 
 

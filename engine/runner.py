@@ -12,6 +12,7 @@ from rich.table import Table
 from distilforge.engine.build import Engine
 from distilforge.engine.config import RunConfig, config_diff, config_to_dict, fingerprint, load_yaml
 from distilforge.engine.console import make_console
+from distilforge.engine.context import RunContext
 from distilforge.engine.errors import ResumeRefused
 from distilforge.engine.loop import RoundLoop
 from distilforge.engine.report import headline, write_report
@@ -20,18 +21,24 @@ from distilforge.engine.teacher_baseline import load_teacher_baseline
 
 
 def _execute(engine: Engine, config: RunConfig, store: RunStore, console: Console) -> list[dict[str, Any]]:
-    ctx = engine.context(config, store.run_dir)
-    cache = TeacherCache(engine.teacher_cache_path(config))
+    cache: TeacherCache | None = None
+    ctx: RunContext | None = None
     try:
+        cache = TeacherCache(engine.teacher_cache_path(config))
+        ctx = engine.context(config, store.run_dir)
         metrics = RoundLoop(ctx, store, cache, console).run()
         write_report(store.run_dir)
-    except BaseException:
-        if store.manifest:
-            store.set_status("interrupted")
+    except BaseException as exc:
+        if store.manifest:  # resumable either way; "failed" keeps the reason for `distilforge status`
+            interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
+            store.manifest["error"] = None if interrupted else f"{type(exc).__name__}: {exc}"[:2000]
+            store.set_status("interrupted" if interrupted else "failed")
         raise
     finally:
-        ctx.close()
-        cache.close()
+        if ctx is not None:
+            ctx.close()
+        if cache is not None:
+            cache.close()
         store.close()
     print_summary(metrics, console)
     for line in headline(metrics, load_teacher_baseline(store.run_dir)):

@@ -6,8 +6,12 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +23,9 @@ from rich.console import Console
 
 from distilforge.engine.build import Engine
 from distilforge.engine.cli import main as cli_main
-from distilforge.engine.errors import StoreDamaged
+from distilforge.engine.errors import DistilforgeError, StoreDamaged
 from distilforge.engine.runner import start_run
+from distilforge.engine.store.cache import CacheDamaged, TeacherCache
 from distilforge.engine.store.run_store import RunStore
 
 CLI = str(Path(sys.executable).with_name("distilforge"))
@@ -182,3 +187,104 @@ def test_records_without_a_manifest_are_not_overwritten(tmp_path: Path) -> None:
     with pytest.raises(StoreDamaged, match=r"holds records\.jsonl and rejects\.jsonl but no manifest\.json"):
         start_run(_engine(), tmp_path / "done.yaml", console=_quiet())
     assert (run / "records.jsonl").read_bytes() == records
+
+
+# --------------------------------------------------------------------------- signals
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_as_interrupted_and_the_same_command_resumes(tmp_path: Path, stop: int) -> None:
+    # the CLI knows the installed plugins only: a built-in student; the majority one leaves seeds wrong
+    config = loop_config(tmp_path, name="sig", teacher={"delay_s": 0.2}, student={"type": "tfidf-logreg"})
+    config["method"] = {"type": "llm2llm", "rounds": 2, "k": 3}
+    path = write_config(tmp_path / "sig.yaml", config)
+    log = tmp_path / "sig-calls.jsonl"
+    proc = subprocess.Popen([CLI, "run", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while len(read_lines(log)) < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(stop)
+    proc.send_signal(stop)  # a second one while stopping must not break the shutdown
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in out + err, err
+    manifest = json.loads((tmp_path / "runs/sig/manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    code, output = _cli("run", str(path))
+    assert code == 0, output
+    assert json.loads((tmp_path / "runs/sig/manifest.json").read_text())["status"] == "completed"
+    calls = [(c["request_id"], c["sample_index"]) for c in read_lines(log)]
+    assert len(calls) == len(set(calls))
+
+
+# --------------------------------------------------------------------------- bad files and paths
+
+
+def test_a_damaged_cache_row_is_asked_again_and_a_damaged_cache_file_is_named(tmp_path: Path) -> None:
+    run = _finished_run(tmp_path)
+    cache_path = tmp_path / "done-cache.sqlite"
+    with sqlite3.connect(cache_path) as db:
+        (count,) = db.execute("SELECT COUNT(*) FROM completions").fetchone()
+        db.execute("UPDATE completions SET body = ? WHERE rowid = 1", ['{"not": "a completion"'])
+    shutil.rmtree(run)
+    config = tmp_path / "done.yaml"
+    start_run(_engine(), config, console=_quiet())  # the damaged row is a miss, re-asked; no traceback
+    with sqlite3.connect(cache_path) as db:
+        assert db.execute("SELECT COUNT(*) FROM completions").fetchone()[0] == count
+    cache_path.write_bytes(b"this is not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{cache_path}{suffix}").unlink(missing_ok=True)
+    with pytest.raises(CacheDamaged, match=r"cannot be read .*Move it away"):
+        TeacherCache(cache_path)
+    with pytest.raises(CacheDamaged, match="is a directory"):
+        TeacherCache(tmp_path)
+
+
+def _bad_config(tmp_path: Path, name: str = "", **changes: Any) -> Path:
+    name = name or f"bad{len(list(tmp_path.glob('bad*.yaml')))}"
+    config = loop_config(tmp_path, name=name, **{"student": {"type": "tfidf-logreg"}, **changes})
+    return write_config(tmp_path / f"{name}.yaml", config)
+
+
+def test_bad_paths_and_files_give_messages_not_tracebacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("x")
+    cases: list[tuple[Path, str]] = []
+    cases.append((_bad_config(tmp_path, output_dir=str(tmp_path / "file")), "is a file, not a directory"))
+    cases.append((_bad_config(tmp_path, teacher_cache=str(tmp_path)), "is a directory"))
+    data = tmp_path / "data"
+    data.mkdir()
+    dataset = {"type": "file", "train": str(data), "test": str(data)}
+    cases.append((_bad_config(tmp_path, dataset=dataset), "is a directory; give the .jsonl or .csv file"))
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"text": "fine", "label": "positive"}\n{"text": oops}\n')
+    dataset = {"type": "file", "train": str(broken), "test": str(broken)}
+    cases.append((_bad_config(tmp_path, dataset=dataset), "broken.jsonl:2: not valid JSON"))
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b'{"text": "caf\xe9", "label": "positive"}\n')
+    dataset = {"type": "file", "train": str(latin), "test": str(latin)}
+    cases.append((_bad_config(tmp_path, dataset=dataset), "latin.jsonl:1: not UTF-8"))
+    nul = tmp_path / "null.jsonl"
+    nul.write_text('{"text": null, "label": "positive"}\n')
+    dataset = {"type": "file", "train": str(nul), "test": str(nul)}
+    cases.append((_bad_config(tmp_path, dataset=dataset), "null.jsonl:1: field 'text' must be non-empty text"))
+    config = tmp_path / "dup.yaml"
+    config.write_text("name: a\nseed: 0\nseed: 1\n")
+    cases.append((config, "key 'seed' is given twice"))
+    config = tmp_path / "latin.yaml"
+    config.write_bytes(b"name: caf\xe9\n")
+    cases.append((config, "not UTF-8"))
+    for path, message in cases:
+        code, output = _main(capsys, "run", str(path))
+        assert code == 2 and message in output, (path, output)
+
+
+def test_an_empty_test_split_or_train_split_is_refused(tmp_path: Path) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"text": "a fine film", "label": "positive"}\n{"text": "dull", "label": "negative"}\n')
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    for train, test, split in ((good, empty, "test"), (empty, good, "train")):
+        dataset = {"type": "file", "train": str(train), "test": str(test), "labels": ["negative", "positive"]}
+        with pytest.raises(DistilforgeError, match=f"the {split}.* split is empty"):
+            start_run(_engine(), _bad_config(tmp_path, name=f"e{split}", dataset=dataset), console=_quiet())

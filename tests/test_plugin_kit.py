@@ -249,7 +249,7 @@ def test_a_component_that_raises_is_named_with_its_plugin_and_hook(tmp_path: Pat
     assert (err.value.plugin, err.value.hook) == ("exploding_plugin", "filter_records")
     assert str(err.value) == "plugin 'exploding_plugin' raised in hook 'filter_records': RuntimeError: boom in reject"
     manifest = json.loads((tmp_path / "runs/plugin-test/manifest.json").read_text())
-    assert manifest["status"] == "interrupted"
+    assert manifest["status"] == "failed" and "boom in reject" in manifest["error"]
 
 
 @pytest.mark.slow

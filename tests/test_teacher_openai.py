@@ -669,7 +669,8 @@ def test_a_round_whose_every_sample_failed_commits_nothing_and_resumes(
         start_run(_engine(), path, console=Console(quiet=True))
     run = tmp_path / "runs" / "remote"
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["status"] == "interrupted" and "generate" not in manifest["rounds"].get("0", {})
+    assert manifest["status"] == "failed" and "generate" not in manifest["rounds"].get("0", {})
+    assert manifest["error"].startswith("TeacherUnavailable: round 0")
     assert read_lines(run / "rejects.jsonl") == []
     fault_server.default = OK
     metrics = start_run(_engine(), path, console=Console(quiet=True))

@@ -91,6 +91,12 @@ class RunStore:
         return (Path(run_dir) / "manifest.json").exists()
 
     def create(self, config: dict[str, Any], fingerprint: str) -> None:
+        blocking = next((p for p in (self.run_dir, *self.run_dir.parents) if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise StoreDamaged(
+                f"cannot create the run directory {self.run_dir}: {blocking} is a file, not a directory;"
+                " set output_dir (or name) to a directory path"
+            )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.lock.acquire()
         paths = [self._path(name) for name in COMMITTED_FILES]
