@@ -62,6 +62,12 @@ def _check_same(store: RunStore, config: RunConfig, force: bool) -> None:
         )
 
 
+def _never_generated(store: RunStore) -> bool:
+    """True when the run committed no teacher generation (only seeds, maybe a trained round 0)."""
+    done = any(stages.get("generate") == "done" for stages in store.manifest["rounds"].values())
+    return not done and store.manifest.get("status") in ("failed", "interrupted") and not store.manifest["state"]
+
+
 def start_run(
     engine: Engine, config_path: Path, *, force: bool = False, console: Console | None = None
 ) -> list[dict[str, Any]]:
@@ -72,6 +78,12 @@ def start_run(
     if RunStore.exists(run_dir):
         store.open()
         try:
+            if _never_generated(store) and store.manifest.get("fingerprint") != fingerprint(config):
+                # it stopped before any teacher work was committed (a config error found late): nothing to keep
+                console.print(f"{run_dir} stopped before any teacher work was committed; starting it again")
+                store.close()
+                store.discard()
+                return start_run(engine, config_path, force=force, console=console)
             _check_same(store, config, force)
         except BaseException:
             store.close()

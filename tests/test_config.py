@@ -145,3 +145,20 @@ def test_every_example_config_is_valid(engine: Engine, path: Path) -> None:
         return
     config = load_config(path, engine.registry)
     assert config.name and config.method.type == path.stem
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"method": {"type": "llm2llm", "prompt_template": "Write {foo} for {task}"}}, "unknown template field {foo}"),
+        ({"method": {"type": "llm2llm", "prompt_template": "Write {0}"}}, "positional field {0}"),
+        ({"method": {"type": "llm2llm", "prompt_template": "Write {task"}}, "not a valid template"),
+        ({"method": {"type": "gold", "request_template": "Label {label} {x}"}}, "unknown template field {x}"),
+        ({"filters": [{"type": "parse-validity", "debris_patterns": ["(open"]}]}, "not a valid regular expression"),
+        ({"filters": [{"type": "label-judge", "template": "{task} {text} {answer}"}]}, "unknown template field"),
+    ],
+)
+def test_templates_and_regexes_are_checked_at_config_time(
+    engine: Engine, tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    assert message in error_for(engine, tmp_path, {**loop_config(tmp_path), **change})

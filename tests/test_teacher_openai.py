@@ -747,3 +747,19 @@ def test_local_server_avoids_slow_bf16_on_cpus_without_it(monkeypatch: pytest.Mo
     monkeypatch.setattr(vllm_teacher, "cpu_has_fast_bf16", lambda: True)
     assert server.resolved_dtype() == "auto"
     assert VLLMServer("m", log_path=tmp_path / "log", dtype="bfloat16").resolved_dtype() == "bfloat16"
+
+
+def test_a_run_that_failed_before_any_teacher_work_restarts_with_a_corrected_config(
+    tmp_path: Path, fault_server: FaultServer
+) -> None:
+    config = _openai_run_config(tmp_path, fault_server)
+    path = write_config(tmp_path / "remote.yaml", config)
+    fault_server.default = ("status", 404, "no such model")
+    with pytest.raises(TeacherUnavailable):
+        start_run(_engine(), path, console=Console(quiet=True))
+    fault_server.default = OK
+    config["teacher"]["model"] = "the-right-model"  # the fix: a changed config, no --force needed
+    write_config(path, config)
+    start_run(_engine(), path, console=Console(quiet=True))
+    manifest = json.loads((tmp_path / "runs/remote/manifest.json").read_text())
+    assert manifest["status"] == "completed" and "forced_changes" not in manifest

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,10 @@ class RunStore:
 
     def close(self) -> None:
         self.lock.release()
+
+    def discard(self) -> None:
+        """Delete the run directory (the caller checked that it holds nothing worth keeping)."""
+        shutil.rmtree(self.run_dir)
 
     def stored_config(self) -> dict[str, Any]:
         data = yaml.safe_load(self.config_path.read_text())

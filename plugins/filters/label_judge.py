@@ -15,7 +15,7 @@ round's metrics under ``usage.judge``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
@@ -35,6 +35,7 @@ from distilforge.engine.zero_shot import (
     solve_request,
 )
 from distilforge.schemas import ComponentConfig, Record
+from distilforge.schemas.validators import template_with
 
 if TYPE_CHECKING:
     from distilforge.engine.context import RunContext
@@ -58,7 +59,7 @@ class LabelJudgeConfig(ComponentConfig):
     )
     max_tokens: int | None = Field(None, ge=1, description="judge answer budget; None = 8 (label) or 384 (verify)")
     system_prompt: str | None = None
-    template: str | None = Field(
+    template: Annotated[str | None, template_with("task", "text", "options")] = Field(
         None, description="judge prompt; label mode fields {task} {text} {options}, verify mode {text}"
     )
 

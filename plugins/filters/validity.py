@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
 from distilforge.engine.components import Filter
 from distilforge.engine.hookspecs import Register, hookimpl
 from distilforge.schemas import ComponentConfig, Record
+from distilforge.schemas.validators import regex_list
 
 if TYPE_CHECKING:
     from distilforge.engine.context import RunContext
@@ -52,11 +53,11 @@ class ParseValidityConfig(ComponentConfig):
     max_chars: int = Field(4000, ge=1, description="longest accepted input (stripped)")
     check_labels: bool = Field(True, description="reject targets outside ctx.labels (when the task has labels)")
     reject_truncated: bool = True
-    refusal_patterns: list[str] = Field(
+    refusal_patterns: Annotated[list[str], regex_list] = Field(
         default_factory=lambda: list(DEFAULT_REFUSALS),
         description="regexes (case-insensitive, multi-line) marking a refusal instead of an answer",
     )
-    debris_patterns: list[str] = Field(
+    debris_patterns: Annotated[list[str], regex_list] = Field(
         default_factory=lambda: list(DEFAULT_DEBRIS),
         description="regexes (case-insensitive, multi-line: ^ matches each line start) marking template debris",
     )

@@ -23,7 +23,7 @@ batch, no band selection, so the two are compared on the same number of training
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -42,6 +42,7 @@ from distilforge.schemas import (
     SamplingParams,
     TeacherRequest,
 )
+from distilforge.schemas.validators import template_with
 
 SYSTEM = (
     "You write short, realistic training examples for a text classifier. Task: {task} Reply with the example text only."
@@ -67,8 +68,8 @@ class GoldConfig(ComponentConfig):
     examples_per_label: int = Field(3, ge=1, description="real (seed) examples per label shown in every prompt")
     train_on_seed: bool = Field(False, description="also train on the real examples (GOLD trains on generated data)")
     score: str = Field("energy", min_length=1, description="the Record.scores key the band is taken over")
-    system_prompt: str = Field(SYSTEM, description="field: {task}")
-    request_template: str = Field(
+    system_prompt: Annotated[str, template_with("task")] = Field(SYSTEM, description="field: {task}")
+    request_template: Annotated[str, template_with("label", "ood")] = Field(
         REQUEST, description="one user turn per example shown and one for the request; fields: {label} {ood}"
     )
     ood_instruction: str = OOD_INSTRUCTION

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +30,7 @@ from distilforge.schemas import (
     TeacherRequest,
     content_hash,
 )
+from distilforge.schemas.validators import template_with
 
 CLASSIFICATION_SYSTEM = "You write short, realistic training examples for a text classifier."
 CLASSIFICATION_TEMPLATE = (
@@ -93,7 +94,7 @@ class LLM2LLMConfig(ComponentConfig):
         None, ge=1, description="budget: stop asking once this many synthetic records exist"
     )
     system_prompt: str | None = None
-    prompt_template: str | None = Field(
+    prompt_template: Annotated[str | None, template_with("task", "input", "label", "target")] = Field(
         None, description="override the prompt; fields: {task} {input} {label} {target}"
     )
     demonstration: Demonstration | None = Field(

@@ -1,0 +1,59 @@
+"""Config-time checks for the strings a user writes into a config: prompt templates and regexes.
+
+A template with a field the code does not fill (``{foo}``) or a regex that does not compile
+would otherwise fail deep inside a hook, after a round's work was done. Used as pydantic
+``AfterValidator`` s, they fail at config validation, naming the field, the problem and what is
+allowed. Plugin authors use them the same way: ``Annotated[str, template_with("task", "input")]``.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+from pydantic import AfterValidator
+
+
+def template_fields(template: str) -> list[str]:
+    """The ``{names}`` a ``str.format`` template uses; raises ValueError for a malformed one."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"not a valid template ({exc}); write a literal brace as {{{{ or }}}}") from None
+    names = []
+    for _, name, _, _ in parsed:
+        if name is None:
+            continue
+        base = re.split(r"[.\[]", name, maxsplit=1)[0]
+        if not base or base.isdigit():
+            raise ValueError(f"positional field {{{name}}} is not allowed; use a named field")
+        names.append(base)
+    return names
+
+
+def template_with(*allowed: str) -> AfterValidator:
+    """A validator: the template may use only ``allowed`` fields."""
+
+    def check(value: str | None) -> str | None:
+        if value is None:
+            return None
+        unknown = sorted(set(template_fields(value)) - set(allowed))
+        if unknown:
+            shown = ", ".join(f"{{{n}}}" for n in allowed) or "none"
+            raise ValueError(f"unknown template field {{{unknown[0]}}}; the fields this template gets: {shown}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _compile_all(values: list[str] | None) -> list[str] | None:
+    for i, pattern in enumerate(values or []):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"pattern {i} ({pattern!r}) is not a valid regular expression: {exc}") from None
+    return values
+
+
+regex_list: AfterValidator = AfterValidator(_compile_all)
+"""A validator for ``list[str]`` of regular expressions: each must compile."""
