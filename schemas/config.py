@@ -12,8 +12,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from distilforge.schemas.validators import NoBoolNumbers
 
-class ComponentConfig(BaseModel):
+
+class ComponentConfig(NoBoolNumbers):
     """Base class of every plugin component's config.
 
     Subclasses narrow ``type`` to a ``Literal`` naming the component, e.g.
@@ -42,7 +44,7 @@ class WorkerResources(BaseModel):
     )
 
 
-class ExecutorConfig(BaseModel):
+class ExecutorConfig(NoBoolNumbers):
     """Where teacher sampling and scoring run: in this process, or on actors of a Ray cluster.
 
     Changing the executor never changes what a run produces (it is not part of the config
@@ -105,7 +107,7 @@ class TeacherBaselineConfig(BaseModel):
     )
 
 
-class RunSettings(BaseModel):
+class RunSettings(NoBoolNumbers):
     """Settings that do not depend on installed plugins."""
 
     model_config = ConfigDict(extra="forbid")

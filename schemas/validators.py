@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import string
+from typing import Any, get_args
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BaseModel, model_validator
 
 
 def template_fields(template: str) -> list[str]:
@@ -57,3 +58,24 @@ def _compile_all(values: list[str] | None) -> list[str] | None:
 
 regex_list: AfterValidator = AfterValidator(_compile_all)
 """A validator for ``list[str]`` of regular expressions: each must compile."""
+
+
+def _numeric(annotation: Any) -> bool:
+    if annotation in (int, float):
+        return True
+    return bool(get_args(annotation)) and all(a in (int, float, type(None)) for a in get_args(annotation))
+
+
+class NoBoolNumbers(BaseModel):
+    """A base for config models: ``k: true`` is refused where a number is wanted (pydantic's lax mode
+    would read it as 1), and the error names the field."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                value = data.get(field.alias or name)
+                if isinstance(value, bool) and _numeric(field.annotation):
+                    raise ValueError(f"{name}: got {value!r}, a boolean, where a number is wanted; write the number")
+        return data

@@ -162,3 +162,11 @@ def test_templates_and_regexes_are_checked_at_config_time(
     engine: Engine, tmp_path: Path, change: dict[str, Any], message: str
 ) -> None:
     assert message in error_for(engine, tmp_path, {**loop_config(tmp_path), **change})
+
+
+def test_a_boolean_is_not_read_as_a_number(engine: Engine, tmp_path: Path) -> None:
+    config = loop_config(tmp_path)
+    config["method"]["k"] = True
+    assert "k: got True, a boolean, where a number is wanted" in error_for(engine, tmp_path, config)
+    config = loop_config(tmp_path, method={"sampling": {"n": True}})
+    assert "n: got True, a boolean" in error_for(engine, tmp_path, config)

@@ -114,9 +114,29 @@ def test_tfidf_multiclass_configured_labels_and_roundtrip(tmp_path: Path) -> Non
     assert lg.shape == (6, 4)
     assert (lg[:, 3] < -1000).all()  # a label never seen in training never wins
     student.save(tmp_path / "ckpt")
+    assert_no_pickle(tmp_path / "ckpt")
     loaded = TfidfLogregStudent(TfidfLogregConfig(labels=["sport", "cooking", "finance", "weather"]))
     loaded.load(tmp_path / "ckpt")
     assert np.array_equal(logits_of(loaded, toy("test")), lg)
+
+
+def assert_no_pickle(checkpoint: Path) -> None:
+    """Loading a checkpoint must not be able to run code: no pickle in any of its files."""
+    for path in checkpoint.rglob("*"):
+        if path.is_file():
+            assert path.suffix not in {".joblib", ".pkl", ".pickle", ".pt", ".bin"}, path
+            assert not path.read_bytes()[:2].startswith(b"\x80"), f"{path} looks like a pickle"
+
+
+def test_tfidf_binary_and_single_label_checkpoints_round_trip_without_pickle(tmp_path: Path) -> None:
+    for name, records in (("binary", toy("train")), ("single", [r for r in toy("train") if r.target == "sport"])):
+        student = TfidfLogregStudent(TfidfLogregConfig(labels=["cooking", "sport"]))
+        student.train(records, seed=0)
+        student.save(tmp_path / name)
+        assert_no_pickle(tmp_path / name)
+        loaded = TfidfLogregStudent(TfidfLogregConfig(labels=["cooking", "sport"]))
+        loaded.load(tmp_path / name)
+        assert np.array_equal(logits_of(loaded, toy("test")), logits_of(student, toy("test")))
 
 
 def test_tfidf_rejects_unknown_training_label() -> None:
@@ -156,6 +176,7 @@ def test_frozen_deterministic_and_retrains_from_scratch(frozen: TextClassifierSt
 @pytest.mark.slow  # loads all-MiniLM-L6-v2
 def test_frozen_save_load_roundtrip(frozen: TextClassifierStudent, tmp_path: Path) -> None:
     frozen.save(tmp_path / "ckpt")
+    assert_no_pickle(tmp_path / "ckpt")
     loaded = TextClassifierStudent(TextClassifierConfig(mode="frozen"))
     loaded.load(tmp_path / "ckpt")
     assert loaded.labels == frozen.labels

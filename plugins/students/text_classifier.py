@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import joblib
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -40,6 +39,7 @@ from distilforge.engine.components import Prediction, Student
 from distilforge.engine.hookspecs import Register, hookimpl
 from distilforge.engine.models import compute_threads, default_encoder_dir
 from distilforge.plugins.students.losses import symmetric_cross_entropy
+from distilforge.plugins.students.sklearn_state import load_logreg, save_logreg
 from distilforge.plugins.students.tfidf import (
     fit_logreg,
     predictions_from_logits,
@@ -372,7 +372,7 @@ class TextClassifierStudent(Student[TextClassifierConfig]):
             if self._head is not None:
                 save_file({k: v.contiguous() for k, v in self._head.state_dict().items()}, path / "head.safetensors")
             else:
-                joblib.dump({"clf": self._clf, "single_label": self._single_label}, path / "logreg.joblib")
+                save_logreg(self._clf, self._single_label, path)
         (path / "student.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
     def load(self, path: Path) -> None:
@@ -403,8 +403,7 @@ class TextClassifierStudent(Student[TextClassifierConfig]):
             head.eval()
             self._head = head
         else:
-            state = joblib.load(path / "logreg.joblib")
-            self._clf, self._single_label = state["clf"], state["single_label"]
+            self._clf, self._single_label = load_logreg(path)
 
 
 @hookimpl

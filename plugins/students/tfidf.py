@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import joblib
 import numpy as np
 from pydantic import Field
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -23,6 +22,7 @@ from sklearn.linear_model import LogisticRegression
 
 from distilforge.engine.components import Prediction, Student
 from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.plugins.students.sklearn_state import load_logreg, load_tfidf, save_logreg, save_tfidf
 from distilforge.schemas import ComponentConfig, Record
 
 # Logit given to a configured label that the classifier never saw in training: far below any
@@ -130,16 +130,19 @@ class TfidfLogregStudent(Student[TfidfLogregConfig]):
         self.clf: LogisticRegression | None = None
         self.single_label: str | None = None
 
-    def train(self, records: Sequence[Record], seed: int) -> dict[str, float]:
-        if not records:
-            raise ValueError("tfidf-logreg: no training records")
-        self.labels = resolve_labels(records, self.config.labels)
-        self.vectorizer = TfidfVectorizer(
+    def _new_vectorizer(self) -> TfidfVectorizer:
+        return TfidfVectorizer(
             ngram_range=(1, self.config.ngram_max),
             min_df=self.config.min_df,
             sublinear_tf=self.config.sublinear_tf,
             lowercase=True,
         )
+
+    def train(self, records: Sequence[Record], seed: int) -> dict[str, float]:
+        if not records:
+            raise ValueError("tfidf-logreg: no training records")
+        self.labels = resolve_labels(records, self.config.labels)
+        self.vectorizer = self._new_vectorizer()
         features = self.vectorizer.fit_transform([r.input for r in records])
         targets = [r.target.strip() for r in records]
         self.clf, self.single_label = fit_logreg(
@@ -165,8 +168,10 @@ class TfidfLogregStudent(Student[TfidfLogregConfig]):
     def save(self, path: Path) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        state = {"vectorizer": self.vectorizer, "clf": self.clf, "single_label": self.single_label}
-        joblib.dump(state, path / "tfidf_logreg.joblib")
+        if self.vectorizer is None:
+            raise RuntimeError("tfidf-logreg: nothing to save, train first")
+        save_tfidf(self.vectorizer, path)
+        save_logreg(self.clf, self.single_label, path)
         meta = {"type": self.config.type, "labels": self.labels, "config": self.config.model_dump(mode="json")}
         (path / "student.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
@@ -175,11 +180,9 @@ class TfidfLogregStudent(Student[TfidfLogregConfig]):
         meta = json.loads((path / "student.json").read_text(encoding="utf-8"))
         if meta.get("type") != self.config.type:
             raise ValueError(f"{path} holds a {meta.get('type')!r} checkpoint, not {self.config.type!r}")
-        state = joblib.load(path / "tfidf_logreg.joblib")
         self.labels = list(meta["labels"])
-        self.vectorizer = state["vectorizer"]
-        self.clf = state["clf"]
-        self.single_label = state["single_label"]
+        self.vectorizer = load_tfidf(self._new_vectorizer(), path)
+        self.clf, self.single_label = load_logreg(path)
 
 
 @hookimpl
