@@ -183,6 +183,9 @@ def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             elif kind == "status":
                 headers = {"Retry-After": action[3]} if len(action) > 3 and action[3] else {}
                 self._send(action[1], action[2].encode(), headers)
+            elif kind == "empty":  # choices without any content or finish reason
+                choices = [{"index": i, "message": {"role": "assistant"}} for i in range(n)]
+                self._send(200, json.dumps({"choices": choices}).encode())
             elif kind == "garbage":
                 self._send(200, b'{"choices": [ this is not json')
             elif kind == "hang":
@@ -676,6 +679,14 @@ def test_a_round_whose_every_sample_failed_commits_nothing_and_resumes(
     metrics = start_run(_engine(), path, console=Console(quiet=True))
     assert metrics[0]["accepted"] > 0 and all(x["stage"] != "sample" for x in read_lines(run / "rejects.jsonl"))
     assert json.loads((run / "manifest.json").read_text())["status"] == "completed"
+
+
+def test_a_reply_with_no_content_is_retried_and_never_delivered_as_an_answer(fault_server: FaultServer) -> None:
+    fault_server.script.update({"hollow": [("empty",), OK], "void": [("empty",)]})
+    completions = by_id(collect(make_teacher(fault_server, max_retries=2), [chat("hollow"), chat("void")]))
+    assert completions["id-hollow"].ok and completions["id-hollow"].text == "answer:hollow:0"
+    assert not completions["id-void"].ok and "empty completion" in (completions["id-void"].error or "")
+    assert len(fault_server.tries("void")) == 3
 
 
 def test_no_key_no_authorization_header(fault_server: FaultServer, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -214,6 +214,15 @@ def parse_retry_after(headers: httpx.Headers, now: float | None = None) -> float
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def _empty_choice(choice: Any) -> bool:
+    """A choice that carries no answer at all: no message content or text, and no finish reason."""
+    if not isinstance(choice, dict):
+        return True
+    message = choice.get("message")
+    content = message.get("content") if isinstance(message, dict) else choice.get("text")
+    return content is None and not choice.get("finish_reason")
+
+
 class _Batch:
     """The async state of one :meth:`OpenAITeacher.sample` call (lives in the loop thread)."""
 
@@ -323,6 +332,10 @@ class _Batch:
             raise _Failure(f"bad JSON in HTTP {status} response: {exc}", retryable=True) from None
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise _Failure(f"malformed response (HTTP {status}): no 'choices' list", retryable=True)
+        if data["choices"] and all(_empty_choice(c) for c in data["choices"]):
+            # a model that stopped at once still says so with finish_reason "length" or content "";
+            # no content at all in every choice is a server fault: retried, and never cached
+            raise _Failure(f"empty completion (HTTP {status}): no content in any choice", retryable=True)
         return data
 
     # ------------------------------------------------------------------ one call, with retries
