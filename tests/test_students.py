@@ -262,3 +262,14 @@ def test_plugin_registration() -> None:
     assert {"tfidf-logreg", "text-classifier"} <= set(registry.names("student"))
     student = registry.build("student", TextClassifierConfig(mode="frozen"))
     assert isinstance(student, TextClassifierStudent)
+
+
+def test_an_old_pickled_checkpoint_is_refused_with_a_message_not_loaded(tmp_path: Path) -> None:
+    student = TfidfLogregStudent(TfidfLogregConfig())
+    student.train(toy("train"), seed=0)
+    student.save(tmp_path / "ckpt")
+    for name in ("tfidf.json", "tfidf.safetensors", "logreg.json", "logreg.safetensors"):
+        (tmp_path / "ckpt" / name).unlink()
+    (tmp_path / "ckpt" / "tfidf_logreg.joblib").write_bytes(b"\x80\x04 a pickle that must never be loaded")
+    with pytest.raises(ValueError, match="older distilforge .*no longer loaded"):
+        TfidfLogregStudent(TfidfLogregConfig()).load(tmp_path / "ckpt")

@@ -30,7 +30,17 @@ def save_logreg(clf: LogisticRegression | None, single_label: str | None, path: 
     (path / "logreg.json").write_text(json.dumps(meta), encoding="utf-8")
 
 
+def refuse_pickled(path: Path, wanted: str) -> None:
+    """A checkpoint written before this format (a pickle) gets a message, not a FileNotFoundError."""
+    if not (path / wanted).exists() and any(path.glob("*.joblib")):
+        raise ValueError(
+            f"{path} holds a checkpoint of an older distilforge (a .joblib pickle), which is no longer loaded"
+            " because a pickle can run code; delete that round's student directory and run again to retrain it"
+        )
+
+
 def load_logreg(path: Path) -> tuple[LogisticRegression | None, str | None]:
+    refuse_pickled(path, "logreg.json")
     meta = json.loads((path / "logreg.json").read_text(encoding="utf-8"))
     if "classes" not in meta:
         return None, meta["single_label"]
@@ -50,6 +60,7 @@ def save_tfidf(vectorizer: TfidfVectorizer, path: Path) -> None:
 
 def load_tfidf(vectorizer: TfidfVectorizer, path: Path) -> TfidfVectorizer:
     """Fill an unfitted ``vectorizer`` (built with the student's settings) with the saved state."""
+    refuse_pickled(path, "tfidf.json")
     vectorizer.vocabulary_ = json.loads((path / "tfidf.json").read_text(encoding="utf-8"))["vocabulary"]
     vectorizer.idf_ = load_file(str(path / "tfidf.safetensors"))["idf"]
     return vectorizer
