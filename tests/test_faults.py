@@ -288,3 +288,19 @@ def test_an_empty_test_split_or_train_split_is_refused(tmp_path: Path) -> None:
         dataset = {"type": "file", "train": str(train), "test": str(test), "labels": ["negative", "positive"]}
         with pytest.raises(DistilforgeError, match=f"the {split}.* split is empty"):
             start_run(_engine(), _bad_config(tmp_path, name=f"e{split}", dataset=dataset), console=_quiet())
+
+
+def test_a_run_directory_from_before_the_hashes_resumes_and_gains_them(tmp_path: Path) -> None:
+    run = _finished_run(tmp_path)
+    manifest_path = run / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for name in ("records", "rejects"):  # what an older distilforge wrote: line counts only
+        del manifest["committed"][f"{name}_bytes"], manifest["committed"][f"{name}_sha256"]
+    manifest_path.write_text(json.dumps(manifest))
+    store = RunStore(run)
+    store.open()
+    store.commit([], [])  # the next commit records hashes that cover the whole file
+    store.close()
+    store.open()  # and they verify
+    store.close()
+    assert json.loads(manifest_path.read_text())["committed"]["records_sha256"]

@@ -271,5 +271,5 @@ def test_an_old_pickled_checkpoint_is_refused_with_a_message_not_loaded(tmp_path
     for name in ("tfidf.json", "tfidf.safetensors", "logreg.json", "logreg.safetensors"):
         (tmp_path / "ckpt" / name).unlink()
     (tmp_path / "ckpt" / "tfidf_logreg.joblib").write_bytes(b"\x80\x04 a pickle that must never be loaded")
-    with pytest.raises(ValueError, match="older distilforge .*no longer loaded"):
+    with pytest.raises(ValueError, match=r"older distilforge .*no longer loaded"):
         TfidfLogregStudent(TfidfLogregConfig()).load(tmp_path / "ckpt")

@@ -159,6 +159,8 @@ class RunStore:
             held = count_lines(path)
             if held < lines:
                 self._damaged(path, f"{lines} committed lines, the file holds {held}")
+            # carry the hash on from here, so the next commit records one that covers the whole file
+            self._digests[name] = hashlib.sha256(path.read_bytes() if path.exists() else b"")
             return
         size, wanted = int(committed[f"{name}_bytes"]), committed[f"{name}_sha256"]
         actual = path.stat().st_size if path.exists() else 0
