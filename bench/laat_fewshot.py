@@ -109,17 +109,19 @@ def k_shot(x: np.ndarray, y: np.ndarray, k: int, seed: int) -> tuple[np.ndarray,
     return x[picked], y[picked]
 
 
-def splits(table: str, holdout: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Training pool and evaluation rows: the fixed test split, or a validation split carved from training."""
+def splits(table: str, holdout: str) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The positive class, the training pool and the evaluation rows: the fixed test split, or a
+    validation split carved from the training split."""
     path = ROOT / "examples" / "tabular" / f"{table}.csv"
     full = TableDataset(TableDatasetConfig(path=path, **SPLIT)).load(seed=0)
+    positive = str(full.extra["positive"])
     x_train, y_train = matrix(full.seed)
     if holdout == "test":
-        return (x_train, y_train, *matrix(full.test))
+        return (positive, x_train, y_train, *matrix(full.test))
     x_fit, x_val, y_fit, y_val = train_test_split(
         x_train, y_train, test_size=VALIDATION_FRACTION, stratify=y_train, random_state=SPLIT["split_seed"]
     )
-    return x_fit, y_fit, x_val, y_val
+    return positive, x_fit, y_fit, x_val, y_val
 
 
 def evaluate(
@@ -127,8 +129,7 @@ def evaluate(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """``elicited``: variant name -> what :func:`elicit` returned for this table. Rows, and the variant names."""
     path = ROOT / "examples" / "tabular" / f"{table}.csv"
-    positive = TableDataset(TableDatasetConfig(path=path, **SPLIT)).load(seed=0).extra["positive"]
-    x_pool, y_pool, x_eval, y_eval = splits(table, args.holdout)
+    positive, x_pool, y_pool, x_eval, y_eval = splits(table, args.holdout)
     classes = sorted(set(y_pool.tolist()))
     sign = 1.0 if classes[1] == positive else -1.0  # the estimator's scores are about classes[1]
     oracle = oracle_scores(x_pool, y_pool == classes[1])

@@ -12,7 +12,6 @@ finished prompt nor pays again for a sample already made. Failed samples go to
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,8 +31,8 @@ from distilforge.engine.errors import ConfigError
 from distilforge.engine.executors import executor_for
 from distilforge.engine.inputs import InputFileError, read_jsonl_input
 from distilforge.engine.sampling import sample_with_cache
-from distilforge.engine.store import JsonlAppender, TeacherCache, atomic_write_text, read_jsonl
-from distilforge.engine.store.jsonl import drop_torn_tail
+from distilforge.engine.store import JsonlAppender, TeacherCache, read_jsonl
+from distilforge.engine.store.jsonl import drop_torn_tail, rewrite_jsonl
 from distilforge.schemas import ChatMessage, ComponentConfig, ExecutorConfig, SamplingParams, TeacherRequest
 
 
@@ -243,7 +242,7 @@ def keep_unresolved_rejects(rejects_path: Path, out_path: Path) -> None:
     rows = list(read_jsonl(rejects_path))
     still = [row for row in rows if (row["id"], row["sample_index"]) not in made]
     if len(still) != len(rows):
-        atomic_write_text(rejects_path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in still))
+        rewrite_jsonl(rejects_path, still)
 
 
 def print_generate_summary(s: GenerateSummary, out_path: Path, console: Console) -> None:

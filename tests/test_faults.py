@@ -256,18 +256,15 @@ def test_bad_paths_and_files_give_messages_not_tracebacks(tmp_path: Path, capsys
     data.mkdir()
     dataset = {"type": "file", "train": str(data), "test": str(data)}
     cases.append((_bad_config(tmp_path, dataset=dataset), "is a directory; give the .jsonl or .csv file"))
-    broken = tmp_path / "broken.jsonl"
-    broken.write_text('{"text": "fine", "label": "positive"}\n{"text": oops}\n')
-    dataset = {"type": "file", "train": str(broken), "test": str(broken)}
-    cases.append((_bad_config(tmp_path, dataset=dataset), "broken.jsonl:2: not valid JSON"))
-    latin = tmp_path / "latin.jsonl"
-    latin.write_bytes(b'{"text": "caf\xe9", "label": "positive"}\n')
-    dataset = {"type": "file", "train": str(latin), "test": str(latin)}
-    cases.append((_bad_config(tmp_path, dataset=dataset), "latin.jsonl:1: not UTF-8"))
-    nul = tmp_path / "null.jsonl"
-    nul.write_text('{"text": null, "label": "positive"}\n')
-    dataset = {"type": "file", "train": str(nul), "test": str(nul)}
-    cases.append((_bad_config(tmp_path, dataset=dataset), "null.jsonl:1: field 'text' must be non-empty text"))
+    for name, content, message in (
+        ("broken", b'{"text": "fine", "label": "positive"}\n{"text": oops}\n', "broken.jsonl:2: not valid JSON"),
+        ("latin", b'{"text": "caf\xe9", "label": "positive"}\n', "latin.jsonl:1: not UTF-8"),
+        ("null", b'{"text": null, "label": "positive"}\n', "null.jsonl:1: field 'text' must be non-empty text"),
+    ):
+        data_file = tmp_path / f"{name}.jsonl"
+        data_file.write_bytes(content)
+        dataset = {"type": "file", "train": str(data_file), "test": str(data_file)}
+        cases.append((_bad_config(tmp_path, dataset=dataset), message))
     config = tmp_path / "dup.yaml"
     config.write_text("name: a\nseed: 0\nseed: 1\n")
     cases.append((config, "key 'seed' is given twice"))

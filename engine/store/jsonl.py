@@ -33,10 +33,6 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def count_lines(path: Path) -> int:
-    return sum(1 for _ in read_jsonl(path))
-
-
 def truncate_jsonl(path: Path, keep: int) -> int:
     """Keep only the first ``keep`` complete lines of ``path``; returns how many were dropped."""
     path = Path(path)
@@ -53,6 +49,12 @@ def truncate_jsonl(path: Path, keep: int) -> int:
     if dropped:
         atomic_write_bytes(path, b"".join(lines))
     return dropped
+
+
+def rewrite_jsonl(path: Path, objects: Iterable[Any]) -> None:
+    """Replace ``path`` atomically with ``objects``, one per line, as :class:`JsonlAppender` writes them."""
+    lines = (json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n" for obj in objects)
+    atomic_write_bytes(path, "".join(lines).encode("utf-8"))
 
 
 def drop_torn_tail(path: Path) -> int:

@@ -36,7 +36,6 @@ from distilforge.engine.errors import StoreDamaged
 from distilforge.engine.store.atomic import atomic_write_json, atomic_write_text
 from distilforge.engine.store.jsonl import (
     JsonlAppender,
-    count_lines,
     read_jsonl,
     truncate_bytes,
     truncate_jsonl,
@@ -156,11 +155,11 @@ class RunStore:
         path, lines = self._path(name), int(committed[name])
         if f"{name}_sha256" not in committed:  # a run directory written before the hashes: line counts only
             truncate_jsonl(path, lines)
-            held = count_lines(path)
+            kept = path.read_bytes() if path.exists() else b""
+            held = sum(1 for line in kept.splitlines() if line.strip())
             if held < lines:
                 self._damaged(path, f"{lines} committed lines, the file holds {held}")
-            # carry the hash on from here, so the next commit records one that covers the whole file
-            self._digests[name] = hashlib.sha256(path.read_bytes() if path.exists() else b"")
+            self._digests[name] = hashlib.sha256(kept)  # carried on: the next commit's hash covers the whole file
             return
         size, wanted = int(committed[f"{name}_bytes"]), committed[f"{name}_sha256"]
         actual = path.stat().st_size if path.exists() else 0

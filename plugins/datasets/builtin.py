@@ -48,13 +48,11 @@ class FileDataset(Dataset[FileDatasetConfig]):
                     f"{path}:{line}: no field {missing[0]!r} (the row has {sorted(row)}); set"
                     f" dataset.{'input_field' if missing[0] == c.input_field else 'target_field'} to the right name"
                 )
-            values = {f: row[f] for f in (c.input_field, c.target_field)}
-            bad = {f: v for f, v in values.items() if not isinstance(v, str | int | float) or isinstance(v, bool)}
-            empty = [f for f, v in values.items() if f not in bad and not str(v).strip()]
-            if bad or empty:
-                field = next(iter(bad)) if bad else empty[0]
-                raise DistilforgeError(f"{path}:{line}: field {field!r} must be non-empty text, got {values[field]!r}")
-            out.append(Record(input=str(values[c.input_field]), target=str(values[c.target_field]), origin=origin))
+            for field in (c.input_field, c.target_field):
+                value = row[field]
+                if isinstance(value, bool) or not isinstance(value, str | int | float) or not str(value).strip():
+                    raise DistilforgeError(f"{path}:{line}: field {field!r} must be non-empty text, got {value!r}")
+            out.append(Record(input=str(row[c.input_field]), target=str(row[c.target_field]), origin=origin))
         return out
 
     def load(self, seed: int) -> DatasetSplits:

@@ -231,6 +231,7 @@ class _Batch:
         self.model_id = teacher.model_id
         self.config = teacher.config
         self.api_key = api_key
+        self.secrets = [api_key, teacher.raw_api_key()]  # what is sent, and the variable as set
         self.out = out
         self.cooldown_until = 0.0  # loop.time() before which no worker starts a request
         self.consecutive_429 = 0
@@ -238,7 +239,7 @@ class _Batch:
     # ------------------------------------------------------------------ helpers
 
     def scrub(self, text: str) -> str:
-        return scrub(text, [self.api_key, self.teacher.raw_api_key()])
+        return scrub(text, self.secrets)
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter, drawn from the upper half of the window."""
