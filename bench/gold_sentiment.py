@@ -28,8 +28,8 @@ from typing import Any
 from experiment_runs import ROOT, mean_sd, run_config
 from sklearn.metrics import roc_auc_score
 
+from distilforge.engine.api.toolkit.predictions import free_energy
 from distilforge.plugins.datasets.builtin import RottenTomatoes, RottenTomatoesConfig, load_rotten_tomatoes
-from distilforge.plugins.scorers.energy import free_energy
 from distilforge.plugins.students.text_classifier import TextClassifierConfig, TextClassifierStudent
 
 LABELS = ["negative", "positive"]
@@ -74,7 +74,7 @@ def final_student(run_dir: Path) -> TextClassifierStudent:
 
 def ood_auroc(student: TextClassifierStudent, reviews: list[str], plots: list[str]) -> float:
     """AUROC of energy as a detector of plot rows (positives) among review snippets."""
-    energy = free_energy(student.logits(reviews + plots))
+    energy = free_energy(student.text_logits(reviews + plots))
     return float(roc_auc_score([0] * len(reviews) + [1] * len(plots), energy))
 
 

@@ -292,13 +292,11 @@ def build_candidates(snippets: list[tuple[str, str]], size: int, fraction: float
 
 def make_ctx(pool: list[Any] | None = None) -> Any:
     """A RunContext with only the pool filled in (what the novelty filters read)."""
-    from distilforge.engine.context import RunContext
+    from distilforge.engine.api.context import RunContext
 
     return RunContext(
         config=None,
         run_dir=Path("."),
-        pm=None,
-        registry=None,
         teacher=None,
         pool=list(pool or []),
     )
@@ -326,7 +324,7 @@ def run_rouge(cands: CandidateSet) -> tuple[float, dict[str, str]]:
 
 def run_faiss(cands: CandidateSet) -> tuple[float, float, dict[str, str]]:
     """(embedding seconds, reject seconds on cached embeddings, rejects), from a cold cache."""
-    from distilforge.engine.models import compute_threads
+    from distilforge.engine.api.toolkit import compute_threads
     from distilforge.plugins.filters import novelty
 
     flt = novelty.FaissNoveltyFilter(novelty.FaissNoveltyConfig())
@@ -351,8 +349,8 @@ def caught(cands: CandidateSet, rejected: dict[str, str]) -> tuple[int, int, int
 
 
 def text_part(args: argparse.Namespace, report: list[str], notes: list[str]) -> None:
-    from distilforge.engine.models import default_encoder_dir
     from distilforge.plugins.filters import novelty
+    from distilforge.plugins.models.packaged import default_encoder_dir
 
     log(f"loading the Rotten Tomatoes corpus (load average {load_average()})")
     snippets = corpus_snippets(args.seed)

@@ -26,9 +26,9 @@ import openai
 from distilforge.plugins.teachers.openai_teacher import (
     OpenAITeacher,
     OpenAITeacherConfig,
-    VLLMServer,
 )
 from distilforge.schemas import ChatMessage, SamplingParams, TeacherRequest
+from distilforge.testing.vllm_server import VLLMServer
 
 SERVED = "teacher"
 TOPICS = ["a rainy day", "a small robot", "the sea", "a chess game", "an old map", "a bakery",
@@ -109,7 +109,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     if args.model is None:
-        from distilforge.engine.models import default_teacher_dir
+        from distilforge.plugins.models.packaged import default_teacher_dir
 
         args.model = default_teacher_dir()
     log_path = args.log or Path(tempfile.mkdtemp(prefix="df-bench-")) / "vllm-server.log"

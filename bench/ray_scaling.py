@@ -45,12 +45,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
 
+    from distilforge.engine.api.context import TeacherContext
     from distilforge.engine.build import Engine
-    from distilforge.engine.context import RunContext
-    from distilforge.engine.executors import Executor, LocalExecutor
+    from distilforge.engine.executors import Executor, Job, LocalExecutor
     from distilforge.engine.executors.ray_executor import RayExecutor
     from distilforge.engine.generate import parse_settings
-    from distilforge.engine.models import default_teacher_dir
+    from distilforge.plugins.models.packaged import default_teacher_dir
     from distilforge.schemas import ChatMessage, SamplingParams, TeacherRequest
     from distilforge.schemas.config import ExecutorConfig
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     teacher = engine.registry.build("teacher", settings.teacher)
-    ctx = RunContext(config=settings, run_dir=Path("."), pm=engine.pm, registry=engine.registry, teacher=teacher)
+    ctx = TeacherContext(run_dir=Path("."), teacher=teacher)
     ray.init(num_cpus=2 * cores, include_dashboard=False, configure_logging=False, log_to_driver=False)
 
     def ray_config(workers: int) -> ExecutorConfig:
@@ -78,10 +78,11 @@ def main(argv: list[str] | None = None) -> int:
             {"type": "ray", "workers": workers, "resources": {"num_cpus": cores // workers}, **extra}
         )
 
+    job = Job("generate", settings, Path("."))
     paths: dict[str, Executor] = {
-        "local": LocalExecutor(ExecutorConfig()),
-        "ray x1": RayExecutor(ray_config(1)),
-        "ray x2": RayExecutor(ray_config(2)),
+        "local": LocalExecutor(ExecutorConfig(), engine.pm, job),
+        "ray x1": RayExecutor(ray_config(1), engine.pm, job),
+        "ray x2": RayExecutor(ray_config(2), engine.pm, job),
     }
     texts = make_prompts(args.prompts)
     requests = [

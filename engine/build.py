@@ -8,8 +8,8 @@ from typing import Any
 
 import pluggy
 
+from distilforge.engine.api.context import RunContext
 from distilforge.engine.config import RunConfig, build_config_model, parse_config
-from distilforge.engine.context import RunContext
 from distilforge.engine.plugin_manager import build_plugin_manager
 from distilforge.engine.registry import Registry, collect_registry
 
@@ -21,8 +21,10 @@ class Engine:
     config_model: type[RunConfig]
 
     @classmethod
-    def load(cls, extra_plugins: list[object] | None = None) -> Engine:
-        pm = build_plugin_manager(extra_plugins)
+    def load(cls, extra_plugins: list[object] | None = None, *, pm: pluggy.PluginManager | None = None) -> Engine:
+        """The engine over ``pm`` (default: a new plugin manager with the built-ins, the installed
+        plugins and ``extra_plugins``)."""
+        pm = pm or build_plugin_manager(extra_plugins)
         registry = collect_registry(pm)
         return cls(pm, registry, build_config_model(registry))
 
@@ -41,8 +43,6 @@ class Engine:
         return RunContext(
             config=config,
             run_dir=run_dir,
-            pm=self.pm,
-            registry=self.registry,
             teacher=build("teacher", config.teacher),
             student=build("student", config.student),
             method=build("method", config.method),

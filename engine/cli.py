@@ -11,31 +11,34 @@ import threading
 import traceback
 from pathlib import Path
 
-from rich.table import Table
+import pluggy
 from rich.text import Text
 
 from distilforge.engine import __version__
-from distilforge.engine.console import make_console
-from distilforge.engine.errors import DistilforgeError
+from distilforge.engine.api.errors import DistilforgeError
+from distilforge.engine.api.toolkit.console import make_console
+from distilforge.engine.plugin_manager import build_plugin_manager
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from distilforge.engine.build import Engine
 
-    return Engine.load()
+    return Engine.load(pm=args.plugin_manager)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from distilforge.engine.runner import start_run
 
-    start_run(_engine(), Path(args.config), force=args.force)
+    start_run(_engine(args), Path(args.config), force=args.force)
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from distilforge.engine.runner import resume_run
 
-    resume_run(_engine(), Path(args.run_dir), config_path=Path(args.config) if args.config else None, force=args.force)
+    resume_run(
+        _engine(args), Path(args.run_dir), config_path=Path(args.config) if args.config else None, force=args.force
+    )
     return 0
 
 
@@ -58,7 +61,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         data["chunk_size"] = args.chunk_size
     if args.cache:
         data["teacher_cache"] = args.cache
-    engine = _engine()
+    engine = _engine(args)
     summary = generate(engine, parse_settings(engine, data), Path(args.prompts), Path(args.output))
     return 1 if summary.errors else 0
 
@@ -68,7 +71,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         return cmd_plugins_check(args)
     from distilforge.engine.plugin_manager import describe_plugins
 
-    engine = _engine()
+    engine = _engine(args)
     components = engine.registry.by_plugin()
     rows = describe_plugins(engine.pm)
     for row in rows:
@@ -76,6 +79,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    from rich.table import Table
+
     table = Table(title="distilforge plugins")
     for column in ("plugin", "version", "origin", "components", "hooks"):
         table.add_column(column)
@@ -87,7 +92,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_plugins_check(args: argparse.Namespace) -> int:
     """Validate every installed plugin against the hookspecs; exit 1 when any has a problem."""
-    from distilforge.engine.hookspecs import HOOKSPEC_VERSION
+    from distilforge.engine.api.hookspecs import HOOKSPEC_VERSION
     from distilforge.engine.plugin_check import check_plugins
 
     reports = check_plugins()
@@ -117,7 +122,7 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    print(json.dumps(_engine().config_model.model_json_schema(), indent=2))
+    print(json.dumps(_engine(args).config_model.model_json_schema(), indent=2))
     return 0
 
 
@@ -129,45 +134,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_setup(args: argparse.Namespace) -> int:
-    from distilforge.engine.models import ensure_models, prepare_teacher
-    from distilforge.engine.presets import get_preset
-
-    if args.list:
-        return cmd_setup_list()
-    if not args.teacher:
-        for name, path in ensure_models().items():
-            print(f"{name}: {path}")
-        return 0
-    console = make_console()
-    for name in args.teacher:
-        preset = get_preset(name)  # an unknown name lists the presets
-        console.print(f"[bold]{name}[/bold]: {preset.title}, from {preset.source}", highlight=False)
-        path = prepare_teacher(name, force=args.force, log=lambda line: console.print(f"  {line}", highlight=False))
-        console.print(f"  ready: {path}", highlight=False)
-        console.print(f"  licence: {preset.licence}", highlight=False)
-        console.print(f"  use it with  teacher: {{type: vllm, model: {name}}}", highlight=False)
-    return 0
-
-
-def cmd_setup_list() -> int:
-    from distilforge.engine.models import directory_bytes, preset_marker, preset_path
-    from distilforge.engine.presets import PRESETS
-
-    table = Table(title="teacher presets (distilforge setup --teacher NAME)")
-    for column in ("name", "model", "params", "set up", "on disk", "licence", "note"):
-        table.add_column(column)
-    for name, preset in PRESETS.items():
-        marker = preset_marker(name)
-        size = f"{directory_bytes(preset_path(name)) / 2**30:.2f} GiB" if marker else "–"
-        table.add_row(
-            name, preset.title, preset.parameters, "yes" if marker else "no", size, preset.licence, preset.note
-        )
-    make_console(stderr=False).print(table)
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(pm: pluggy.PluginManager) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="distilforge", description="A teacher LLM makes training data and knowledge for small students."
     )
@@ -223,18 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser(
-        "setup", help="prepare the embedded default models, or a named teacher preset (converted once, cached)"
-    )
-    p.add_argument(
-        "--teacher",
-        action="append",
-        metavar="NAME",
-        help="set up this teacher preset (repeatable); see --list",
-    )
-    p.add_argument("--list", action="store_true", help="list the teacher presets: set up or not, size, licence")
-    p.add_argument("--force", action="store_true", help="prepare again even if already set up")
-    p.set_defaults(func=cmd_setup)
+    pm.hook.register_commands(subparsers=sub)  # plugins add their own (the built-ins: setup)
     return parser
 
 
@@ -259,10 +215,22 @@ def _stop_on_signals() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    args = build_parser().parse_args(argv)
+    broken: Exception | None = None
+    try:
+        pm = build_plugin_manager()
+    except Exception as exc:  # an installed plugin that does not load: `plugins --check` says why
+        broken = exc
+        pm = build_plugin_manager(load_entrypoints=False)
+    args = build_parser(pm).parse_args(argv)
+    args.plugin_manager = pm
+    if broken is not None and args.func is not cmd_plugins:
+        message = (
+            f"an installed plugin does not load ({type(broken).__name__}: {broken}); run `distilforge plugins --check`"
+        )
+        make_console().print(Text.assemble(("error: ", "bold red"), message), highlight=False)
+        return 2
     _stop_on_signals()
     try:
         return int(args.func(args))

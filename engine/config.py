@@ -17,9 +17,9 @@ from typing import Annotated, Any, Union
 import yaml
 from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
-from distilforge.engine.errors import ConfigError
+from distilforge.engine.api.errors import ConfigError
 from distilforge.engine.registry import Registry
-from distilforge.schemas import ComponentConfig, RunSettings, content_hash
+from distilforge.schemas import ComponentConfig, RunConfig, content_hash
 
 SINGLE_FIELDS = {"method": "method", "teacher": "teacher", "student": "student", "dataset": "dataset"}
 LIST_FIELDS = {"scorers": "scorer", "filters": "filter"}
@@ -27,18 +27,6 @@ LIST_FIELDS = {"scorers": "scorer", "filters": "filter"}
 OPTIONAL_FIELDS = {"judge": "teacher"}
 # Fields that do not change what a run produces: editing them does not block a resume.
 NON_SEMANTIC = {"name", "output_dir", "teacher_cache", "executor", "teacher_baseline"}
-
-
-class RunConfig(RunSettings):
-    """Typed view of the dynamic config model (its component fields are unions at runtime)."""
-
-    method: ComponentConfig
-    teacher: ComponentConfig
-    student: ComponentConfig
-    dataset: ComponentConfig
-    scorers: list[ComponentConfig] = []
-    filters: list[ComponentConfig] = []
-    judge: ComponentConfig | None = None
 
 
 def _union(registry: Registry, kind: str) -> Any:

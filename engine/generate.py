@@ -23,13 +23,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from distilforge.engine.api.context import TeacherContext
+from distilforge.engine.api.errors import ConfigError
+from distilforge.engine.api.toolkit.console import make_console
+from distilforge.engine.api.toolkit.inputs import InputFileError, read_jsonl_input
 from distilforge.engine.build import Engine
 from distilforge.engine.config import explain
-from distilforge.engine.console import make_console
-from distilforge.engine.context import RunContext
-from distilforge.engine.errors import ConfigError
-from distilforge.engine.executors import executor_for
-from distilforge.engine.inputs import InputFileError, read_jsonl_input
+from distilforge.engine.executors import Job, make_executor
 from distilforge.engine.sampling import sample_with_cache
 from distilforge.engine.store import JsonlAppender, TeacherCache, read_jsonl
 from distilforge.engine.store.jsonl import drop_torn_tail, rewrite_jsonl
@@ -159,7 +159,8 @@ def generate(
             console.print(f"{path}: dropped an unfinished last line ({cut} bytes) left by an interrupted run")
     finished = done_rows(out_path, requests)
     teacher = engine.registry.build("teacher", settings.teacher)
-    ctx = RunContext(config=settings, run_dir=out_path.parent, pm=engine.pm, registry=engine.registry, teacher=teacher)
+    ctx = TeacherContext(run_dir=out_path.parent, teacher=teacher, seed=settings.seed)
+    executor = make_executor(settings.executor, engine.pm, Job("generate", settings, out_path.parent))
     cache = TeacherCache(settings.teacher_cache)
 
     def pending() -> Iterator[TeacherRequest]:
@@ -183,9 +184,9 @@ def generate(
             task = progress.add_task("prompts", total=total, completed=0, rate="")
             stream = pending()
             # on Ray a chunk must hold enough shards to keep every worker busy; the output is the same
-            chunk_size = max(settings.chunk_size, executor_for(ctx).chunk_hint)
+            chunk_size = max(settings.chunk_size, executor.chunk_hint)
             while chunk := list(itertools.islice(stream, chunk_size)):
-                results, stats = sample_with_cache(ctx, chunk, cache)
+                results, stats = sample_with_cache(ctx, chunk, cache, executor)
                 rows: list[dict[str, Any]] = []
                 errors: list[dict[str, Any]] = []
                 for request in chunk:
@@ -226,7 +227,8 @@ def generate(
                 )
             progress.update(task, completed=summary.prompts + summary.skipped)
     finally:
-        ctx.close()  # the teacher, and the executor's workers if any
+        executor.close()  # its workers, if any
+        ctx.close()
         cache.close()
     keep_unresolved_rejects(rejects_path, out_path)
     summary.seconds = time.perf_counter() - started

@@ -10,9 +10,9 @@ from collections.abc import Iterable, Sequence
 
 import pluggy
 
-from distilforge.engine.components import Student, Verdict
-from distilforge.engine.context import RunContext
-from distilforge.engine.errors import DistilforgeError
+from distilforge.engine.api.components import Student, Verdict
+from distilforge.engine.api.context import RunContext, TeacherContext
+from distilforge.engine.api.errors import DistilforgeError
 from distilforge.schemas import Completion, Evaluation, Record, TeacherRequest
 
 
@@ -22,7 +22,7 @@ def _answered(hook: str, value: object) -> None:
 
 
 def teacher_sample(
-    pm: pluggy.PluginManager, requests: Sequence[TeacherRequest], ctx: RunContext
+    pm: pluggy.PluginManager, requests: Sequence[TeacherRequest], ctx: TeacherContext
 ) -> Iterable[Completion]:
     result = pm.hook.teacher_sample(requests=requests, ctx=ctx)
     _answered("teacher_sample", result)

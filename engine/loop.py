@@ -14,14 +14,16 @@ import time
 from collections import Counter
 from typing import Any
 
+import pluggy
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from distilforge.engine import hooks
-from distilforge.engine.console import make_console
-from distilforge.engine.context import RunContext
-from distilforge.engine.errors import DistilforgeError, TeacherUnavailable
-from distilforge.engine.sampling import sample_with_cache
+from distilforge.engine.api.context import RunContext
+from distilforge.engine.api.errors import DistilforgeError, TeacherUnavailable
+from distilforge.engine.api.toolkit.console import make_console
+from distilforge.engine.executors import Executor
+from distilforge.engine.sampling import CachedTeacherAccess, sample_with_cache
 from distilforge.engine.store import RunStore, TeacherCache
 from distilforge.engine.store.jsonl import JsonlAppender
 from distilforge.engine.teacher_baseline import load_teacher_baseline, run_teacher_baseline
@@ -39,14 +41,24 @@ def retry_request(request: TeacherRequest, count: int, attempt: int) -> TeacherR
 
 
 class RoundLoop:
-    def __init__(self, ctx: RunContext, store: RunStore, cache: TeacherCache, console: Console | None = None) -> None:
+    def __init__(
+        self,
+        ctx: RunContext,
+        store: RunStore,
+        cache: TeacherCache,
+        executor: Executor,
+        pm: pluggy.PluginManager,
+        console: Console | None = None,
+    ) -> None:
         self.ctx = ctx
         self.store = store
         self.cache = cache
+        self.executor = executor
+        self.pm = pm
         self.console = console or make_console()
-        self.pm = ctx.pm
         self._student_round: int | None = None  # whose checkpoint the in-memory student holds
-        ctx.cache = cache  # stages that ask a teacher themselves (judge, baseline) use the same cache
+        # stages that ask a teacher themselves (judge, baseline) go through the same cache and executor
+        ctx.teacher_access = CachedTeacherAccess(cache, executor)
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> list[dict[str, Any]]:
@@ -196,10 +208,10 @@ class RoundLoop:
         metrics.update(totals)
         metrics["generated"] = len(candidates) + sum(1 for x in rejects if x.stage == "parse")
         if candidates:
-            for record_id, scores in hooks.score_ood(self.pm, candidates, ctx).items():
-                for record in candidates:
-                    if record.id == record_id:
-                        record.scores.update(scores)
+            by_id = {record.id: record for record in candidates}
+            for record_id, scores in self.executor.score(candidates, ctx).items():
+                if record_id in by_id:
+                    by_id[record_id].scores.update(scores)
             ctx.usage = {}
             verdicts = hooks.filter_records(self.pm, candidates, ctx)
             if ctx.usage:  # samples the filters asked for (an LLM judge), cached and counted like the method's
@@ -229,7 +241,7 @@ class RoundLoop:
         self, r: int, requests: list[TeacherRequest], earlier: set[str] | None = None
     ) -> tuple[list[Record], list[Reject], dict[str, float]]:
         with self._sampling_progress(r, sum(q.sampling.n for q in requests)) as on_completion:
-            completions, stats = sample_with_cache(self.ctx, requests, self.cache, on_completion)
+            completions, stats = sample_with_cache(self.ctx, requests, self.cache, self.executor, on_completion)
         candidates, rejects = self._parse(r, requests, completions, earlier or set())
         return candidates, rejects, stats.as_dict()
 

@@ -27,7 +27,7 @@ from typing import Any
 import pluggy
 from pluggy._hooks import varnames
 
-from distilforge.engine import hookspecs
+from distilforge.engine.api import hookspecs
 from distilforge.engine.plugin_manager import DEFAULT_PLUGINS, allowed_external_plugins
 from distilforge.engine.registry import KINDS
 from distilforge.schemas import ComponentConfig

@@ -6,7 +6,7 @@
   means none); unset means all installed plugins load.
 * ``DISTILFORGE_TRACE_HOOKS=1`` logs every hook call, its implementations and its duration.
 * Every hook implementation is wrapped so that an exception surfaces as :class:`PluginError`
-  naming the plugin and the hook. When the engine's own default (``distilforge.plugins.dispatch``)
+  naming the plugin and the hook. When the engine's own default (``distilforge.engine.dispatch``)
   was only delegating to a component, the error names the plugin whose code raised instead.
 """
 
@@ -25,13 +25,13 @@ from typing import Any
 
 import pluggy
 
-from distilforge.engine import hookspecs
-from distilforge.engine.errors import PluginError
+from distilforge.engine.api import hookspecs
+from distilforge.engine.api.errors import PluginError
 
 log = logging.getLogger("distilforge.plugins")
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
-    "distilforge.plugins.dispatch",
+    "distilforge.engine.dispatch",
     "distilforge.plugins.teachers.fake",
     "distilforge.plugins.teachers.vllm_teacher",
     "distilforge.plugins.teachers.openai_teacher",
@@ -50,9 +50,10 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "distilforge.plugins.methods.llm2llm",
     "distilforge.plugins.methods.gold",
     "distilforge.plugins.methods.laat",
+    "distilforge.plugins.models.commands",
 )
 
-DISPATCH_PLUGIN = "distilforge.plugins.dispatch"
+DISPATCH_PLUGIN = "distilforge.engine.dispatch"
 ALLOW_ENV = "DISTILFORGE_PLUGINS"
 TRACE_ENV = "DISTILFORGE_TRACE_HOOKS"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pluggy
 
-from distilforge.engine.errors import PluginError
+from distilforge.engine.api.errors import PluginError
 from distilforge.schemas import ComponentConfig
 
 KINDS = ("teacher", "student", "method", "scorer", "filter", "dataset")

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from distilforge.engine.store.atomic import atomic_write_text
+from distilforge.engine.api.toolkit.files import atomic_write_text
 
 
 def load_round_metrics(run_dir: Path) -> list[dict[str, Any]]:

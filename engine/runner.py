@@ -9,11 +9,12 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from distilforge.engine.api.context import RunContext
+from distilforge.engine.api.errors import ResumeRefused
+from distilforge.engine.api.toolkit.console import make_console
 from distilforge.engine.build import Engine
 from distilforge.engine.config import RunConfig, config_diff, config_to_dict, fingerprint, load_yaml
-from distilforge.engine.console import make_console
-from distilforge.engine.context import RunContext
-from distilforge.engine.errors import ResumeRefused
+from distilforge.engine.executors import Job, make_executor
 from distilforge.engine.loop import RoundLoop
 from distilforge.engine.report import headline, write_report
 from distilforge.engine.store import RunStore, TeacherCache, atomic_write_text
@@ -23,10 +24,11 @@ from distilforge.engine.teacher_baseline import load_teacher_baseline
 def _execute(engine: Engine, config: RunConfig, store: RunStore, console: Console) -> list[dict[str, Any]]:
     cache: TeacherCache | None = None
     ctx: RunContext | None = None
+    executor = make_executor(config.executor, engine.pm, Job("run", config, store.run_dir))
     try:
         cache = TeacherCache(engine.teacher_cache_path(config))
         ctx = engine.context(config, store.run_dir)
-        metrics = RoundLoop(ctx, store, cache, console).run()
+        metrics = RoundLoop(ctx, store, cache, executor, engine.pm, console).run()
         write_report(store.run_dir)
     except BaseException as exc:
         if store.manifest:  # resumable either way; "failed" keeps the reason for `distilforge status`
@@ -35,6 +37,7 @@ def _execute(engine: Engine, config: RunConfig, store: RunStore, console: Consol
             store.set_status("interrupted" if interrupted else "failed")
         raise
     finally:
+        executor.close()
         if ctx is not None:
             ctx.close()
         if cache is not None:

@@ -7,9 +7,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from distilforge.engine.components import Teacher
-from distilforge.engine.context import RunContext
-from distilforge.engine.executors import executor_for
+from distilforge.engine.api.components import Teacher
+from distilforge.engine.api.context import RunContext, Samples, TeacherContext
+from distilforge.engine.api.toolkit.completions import error_completion
+from distilforge.engine.executors import Executor
 from distilforge.engine.store.cache import TeacherCache, cache_key
 from distilforge.schemas import Completion, TeacherRequest
 
@@ -46,12 +47,13 @@ def unique_requests(requests: Sequence[TeacherRequest]) -> list[TeacherRequest]:
 
 
 def sample_with_cache(
-    ctx: RunContext,
+    ctx: TeacherContext,
     requests: Sequence[TeacherRequest],
     cache: TeacherCache,
+    executor: Executor,
     on_completion: Callable[[Completion], None] | None = None,
     teacher: Teacher[Any] | None = None,
-) -> tuple[dict[tuple[str, int], Completion], SampleStats]:
+) -> tuple[Samples, SampleStats]:
     """Return ``{(request_id, sample_index): Completion}`` for every sample of every request.
 
     Cached samples are never sent again. Each new one is written to the cache the moment the
@@ -92,7 +94,7 @@ def sample_with_cache(
 
     if todo:
         # the executor runs the teacher_sample hook here (local) or on Ray workers, in any order
-        stream = other.sample(todo) if other is not None else executor_for(ctx).sample(todo, ctx)
+        stream = other.sample(todo) if other is not None else executor.sample(todo, ctx)
         for completion in stream:
             indices = missing_indices.get(completion.request_id)
             if indices is None or completion.sample_index >= len(indices):
@@ -112,12 +114,8 @@ def sample_with_cache(
 
     for key in keys:
         if key not in results:
-            results[key] = Completion(
-                request_id=key[0],
-                sample_index=key[1],
-                error="the teacher returned no completion for this sample",
-                model=model_id,
-            )
+            reason = "the teacher returned no completion for this sample"
+            results[key] = error_completion(key[0], reason, model=model_id, indices=[key[1]])[0]
     for completion in results.values():
         if not completion.ok:
             stats.errors += 1
@@ -127,16 +125,20 @@ def sample_with_cache(
     return results, stats
 
 
-def ask_teacher(
-    ctx: RunContext, requests: Sequence[TeacherRequest], *, purpose: str, teacher: Teacher[Any] | None = None
-) -> dict[tuple[str, int], Completion]:
-    """Sample through the run's teacher cache from inside a stage (a filter, a baseline), and count
-    the samples in ``ctx.usage`` under ``purpose`` so the round's metrics and the report show them.
-    """
-    if ctx.cache is None:
-        raise RuntimeError("ask_teacher needs the run's teacher cache (ctx.cache)")
-    completions, stats = sample_with_cache(ctx, requests, ctx.cache, teacher=teacher)
-    usage = ctx.usage.setdefault(purpose, {})
-    for key, value in stats.as_dict().items():
-        usage[key] = round(usage.get(key, 0) + value, 3)
-    return completions
+class CachedTeacherAccess:
+    """The engine's :class:`~distilforge.engine.api.context.TeacherAccess`: stages that ask a teacher
+    themselves (a judge, the teacher baseline) go through the run's cache and executor, and their
+    samples are counted in ``ctx.usage`` under ``purpose`` so the round's metrics and the report show them."""
+
+    def __init__(self, cache: TeacherCache, executor: Executor) -> None:
+        self.cache = cache
+        self.executor = executor
+
+    def __call__(
+        self, ctx: RunContext, requests: list[TeacherRequest], *, purpose: str, teacher: Teacher[Any] | None
+    ) -> Samples:
+        completions, stats = sample_with_cache(ctx, requests, self.cache, self.executor, teacher=teacher)
+        usage = ctx.usage.setdefault(purpose, {})
+        for key, value in stats.as_dict().items():
+            usage[key] = round(usage.get(key, 0) + value, 3)
+        return completions

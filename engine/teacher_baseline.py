@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from distilforge.engine.context import RunContext
-from distilforge.engine.sampling import ask_teacher
-from distilforge.engine.store.atomic import atomic_write_text
-from distilforge.engine.zero_shot import combine_votes, label_requests
+from distilforge.engine.api.context import RunContext
+from distilforge.engine.api.toolkit.files import atomic_write_text
+from distilforge.engine.api.toolkit.labelling import combine_votes, label_requests
 
 FILE = "teacher_baseline.json"
 
@@ -46,7 +45,7 @@ def run_teacher_baseline(ctx: RunContext) -> dict[str, Any] | None:
         test = random.Random(0).sample(test, settings.max_examples)
     started = time.perf_counter()
     requests = [q for r in test for q in label_requests(r.id, r.input, labels, ctx.task, orders=settings.orders)]
-    completions = ask_teacher(ctx, requests, purpose="teacher-baseline")
+    completions = ctx.ask_teacher(requests, purpose="teacher-baseline")
     votes = combine_votes(requests, completions, labels)
     correct = sum(1 for r in test if r.id in votes and votes[r.id].label == r.target)
     recall = {}

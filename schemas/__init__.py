@@ -1,6 +1,6 @@
 """Pydantic models shared by the engine and every plugin: records, completions, evaluations, config."""
 
-from distilforge.schemas.config import ComponentConfig, ExecutorConfig, RunSettings
+from distilforge.schemas.config import ComponentConfig, ExecutorConfig, RunConfig, RunSettings
 from distilforge.schemas.records import (
     SCHEMA_VERSION,
     ChatMessage,
@@ -28,6 +28,7 @@ __all__ = [
     "Record",
     "RecordResult",
     "Reject",
+    "RunConfig",
     "RunSettings",
     "SamplingParams",
     "TeacherRequest",

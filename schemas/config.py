@@ -122,3 +122,17 @@ class RunSettings(NoBoolNumbers):
     )
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     teacher_baseline: TeacherBaselineConfig = Field(default_factory=TeacherBaselineConfig)
+
+
+class RunConfig(RunSettings):
+    """A validated run config. The engine builds the real model at start-up from the config classes
+    the installed plugins registered, so each component field is a discriminated union at runtime;
+    this is its typed view."""
+
+    method: ComponentConfig
+    teacher: ComponentConfig
+    student: ComponentConfig
+    dataset: ComponentConfig
+    scorers: list[ComponentConfig] = []
+    filters: list[ComponentConfig] = []
+    judge: ComponentConfig | None = None

@@ -15,8 +15,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from distilforge.engine.components import Prediction, Student, Teacher
-from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.engine.api.components import Prediction, Student, Teacher
+from distilforge.engine.api.hookspecs import Register, hookimpl
 from distilforge.schemas import Completion, ComponentConfig, Record, TeacherRequest, content_hash
 
 

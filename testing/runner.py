@@ -80,7 +80,7 @@ def run_round(
     ``rounds`` sets the default ``llm2llm`` method's rounds (a config of your own method sets its own).
     A dict for a key whose ``type`` does not change is merged into the default, so
     ``teacher={"answers": ["..."]}`` keeps ``type: scripted``. A plugin that raises surfaces as
-    :class:`distilforge.engine.errors.PluginError` naming the plugin and the hook.
+    :class:`distilforge.engine.api.errors.PluginError` naming the plugin and the hook.
     """
     from distilforge.engine.runner import start_run
 

@@ -21,7 +21,7 @@ def require_vllm() -> None:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 2-layer Llama with its own BPE tokenizer and chat template (built in seconds)."""
-    from distilforge.engine.models import build_tiny_llama
+    from distilforge.testing.tiny_model import build_tiny_llama
 
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama") / "model", seed=0)
 
@@ -48,6 +48,6 @@ def vllm_teacher(tiny_model_dir: Path) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def default_teacher_dir() -> Path:
     """The embedded SmolLM2-135M-Instruct, converted once into ``$DISTILFORGE_HOME`` (~45 s)."""
-    from distilforge.engine.models import default_teacher_dir as prepare
+    from distilforge.plugins.models.packaged import default_teacher_dir as prepare
 
     return prepare()

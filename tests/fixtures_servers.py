@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fixtures_models import require_vllm
 
-from distilforge.plugins.teachers.openai_teacher import VLLMServer
+from distilforge.testing.vllm_server import VLLMServer
 
 SERVED_NAME = "tiny"
 _LOGS: list[VLLMServer] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.engine.api.hookspecs import Register, hookimpl
 from distilforge.schemas import ComponentConfig
 from distilforge.testing.components import MajorityLabelStudent
 

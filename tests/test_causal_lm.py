@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from distilforge.engine.components import Prediction
+from distilforge.engine.api.components import Prediction
 from distilforge.plugins.datasets import gsm
 from distilforge.plugins.students.causal_lm import (
     CausalLMConfig,
@@ -216,7 +216,7 @@ def test_save_load_round_trip(tiny_model_dir: Path, tmp_path: Path, mode: str) -
 
 
 def test_lora_load_refuses_other_base(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from distilforge.engine.models import build_tiny_llama
+    from distilforge.testing.tiny_model import build_tiny_llama
 
     student = _student(tiny_model_dir, mode="lora")
     student.train(_records(), seed=0)
@@ -271,7 +271,8 @@ def test_token_logprobs_and_energy(tiny_model_dir: Path) -> None:
     # the energy scorer plugin gives the same numbers through the OOD-scoring path
     from types import SimpleNamespace
 
-    from distilforge.plugins.scorers.energy import EnergyScorer, EnergyScorerConfig, free_energy
+    from distilforge.engine.api.toolkit.predictions import free_energy
+    from distilforge.plugins.scorers.energy import EnergyScorer, EnergyScorerConfig
 
     assert free_energy(logits[None])[0] == pytest.approx(energy[0], abs=1e-4)
     scores = EnergyScorer(EnergyScorerConfig()).score(records, SimpleNamespace(student=student))  # type: ignore[arg-type]

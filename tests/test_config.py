@@ -10,10 +10,10 @@ import plugin_majority
 import pytest
 from helpers import loop_config, write_config
 
+from distilforge.engine.api.errors import ConfigError
 from distilforge.engine.build import Engine
 from distilforge.engine.cli import main
 from distilforge.engine.config import load_config
-from distilforge.engine.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from distilforge.engine import models, presets
-from distilforge.engine.presets import get_preset
+from distilforge.plugins.models import packaged as models
+from distilforge.plugins.models import presets
+from distilforge.plugins.models.presets import get_preset
 from distilforge.schemas import ChatMessage, SamplingParams, TeacherRequest
 
 # --------------------------------------------------------------------------- conversion logic

@@ -21,9 +21,9 @@ from fault_points import run_forked
 from helpers import loop_config, read_lines, write_config
 from rich.console import Console
 
+from distilforge.engine.api.errors import DistilforgeError, StoreDamaged
 from distilforge.engine.build import Engine
 from distilforge.engine.cli import main as cli_main
-from distilforge.engine.errors import DistilforgeError, StoreDamaged
 from distilforge.engine.runner import start_run
 from distilforge.engine.store.cache import CacheDamaged, TeacherCache
 from distilforge.engine.store.run_store import RunStore

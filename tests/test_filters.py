@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from distilforge.engine.context import RunContext
-from distilforge.plugins.dispatch import filter_records
+from distilforge.engine.api.context import RunContext
+from distilforge.engine.dispatch import filter_records
 from distilforge.plugins.filters.novelty import (
     ExactDedupConfig,
     ExactDedupFilter,
@@ -28,8 +28,6 @@ def make_ctx(pool: list[Record] | None = None, labels: list[str] | None = None, 
     return RunContext(
         config=None,  # type: ignore[arg-type]
         run_dir=Path("."),
-        pm=None,  # type: ignore[arg-type]
-        registry=None,  # type: ignore[arg-type]
         teacher=None,  # type: ignore[arg-type]
         student=None,  # type: ignore[arg-type]
         method=None,  # type: ignore[arg-type]

@@ -15,11 +15,12 @@ import pytest
 from fixtures_models import require_vllm
 from helpers import loop_config, read_lines, write_config
 
+from distilforge.engine.api.errors import ConfigError, PluginError
+from distilforge.engine.api.hookspecs import hookimpl
+from distilforge.engine.api.toolkit.predictions import free_energy
 from distilforge.engine.build import Engine
-from distilforge.engine.errors import ConfigError, PluginError
-from distilforge.engine.hookspecs import hookimpl
 from distilforge.engine.runner import resume_run, start_run
-from distilforge.plugins.scorers.energy import free_energy, rank_band
+from distilforge.plugins.methods.gold import rank_band
 
 CLI = [str(Path(sys.executable).with_name("distilforge"))]
 

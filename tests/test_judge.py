@@ -15,16 +15,11 @@ import pytest
 from pydantic import Field
 from rich.console import Console
 
-from distilforge.engine.components import Filter, Teacher
-from distilforge.engine.context import RunContext
-from distilforge.engine.errors import ConfigError, PluginError
-from distilforge.engine.hookspecs import Register, hookimpl
-from distilforge.engine.report import headline
-from distilforge.engine.runner import resume_run
-from distilforge.engine.sampling import ask_teacher
-from distilforge.engine.store import TeacherCache
-from distilforge.engine.teacher_baseline import FILE, load_teacher_baseline, run_teacher_baseline
-from distilforge.engine.zero_shot import (
+from distilforge.engine.api.components import Filter, Teacher
+from distilforge.engine.api.context import RunContext
+from distilforge.engine.api.errors import ConfigError, DistilforgeError, PluginError
+from distilforge.engine.api.hookspecs import Register, hookimpl
+from distilforge.engine.api.toolkit.labelling import (
     LABEL_SYSTEM,
     SOLVE_SYSTEM,
     _first_token_scores,
@@ -32,6 +27,11 @@ from distilforge.engine.zero_shot import (
     label_distribution,
     label_requests,
 )
+from distilforge.engine.report import headline
+from distilforge.engine.runner import resume_run
+from distilforge.engine.sampling import CachedTeacherAccess
+from distilforge.engine.store import TeacherCache
+from distilforge.engine.teacher_baseline import FILE, load_teacher_baseline, run_teacher_baseline
 from distilforge.plugins.filters.label_judge import LabelJudgeConfig, LabelJudgeFilter
 from distilforge.schemas import Completion, ComponentConfig, Record, TeacherRequest
 from distilforge.schemas.config import TeacherBaselineConfig
@@ -189,14 +189,13 @@ def judge_ctx(tmp_path: Path) -> Iterator[RunContext]:
     ctx = RunContext(
         config=None,  # type: ignore[arg-type]
         run_dir=tmp_path,
-        pm=None,  # type: ignore[arg-type]
-        registry=None,  # type: ignore[arg-type]
         teacher=None,  # type: ignore[arg-type]
         labels=list(TINY_LABELS),
         task=TINY_TASK,
     )
     cache = TeacherCache(tmp_path / "cache.sqlite")
-    ctx.cache = cache
+    # the judge is not the run's teacher: it is asked directly, no executor involved
+    ctx.teacher_access = CachedTeacherAccess(cache, None)  # type: ignore[arg-type]
     ctx.judge = JudgeScript(
         JudgeScriptConfig(
             labels=PROBS,
@@ -248,7 +247,8 @@ def test_judge_samples_are_cached(judge_ctx: RunContext) -> None:
     assert again == first and len(SERVED) == 4, "the judge was asked again for cached samples"
     usage = judge_ctx.usage["judge"]
     assert (usage["samples_requested"], usage["samples_cached"], usage["samples_new"]) == (4, 4, 0)
-    rows = sqlite3.connect(judge_ctx.cache.path).execute("SELECT model, COUNT(*) FROM completions GROUP BY model")
+    cache_path = judge_ctx.teacher_access.cache.path  # type: ignore[union-attr]
+    rows = sqlite3.connect(cache_path).execute("SELECT model, COUNT(*) FROM completions GROUP BY model")
     assert dict(rows.fetchall()) == {"judge-script:judge-script": 4}
 
 
@@ -263,10 +263,10 @@ def test_label_mode_needs_labels_and_auto_picks_the_mode(judge_ctx: RunContext) 
     assert LabelJudgeFilter(LabelJudgeConfig()).reject([], judge_ctx) == {}
 
 
-def test_ask_teacher_needs_the_run_cache(judge_ctx: RunContext) -> None:
-    judge_ctx.cache = None
-    with pytest.raises(RuntimeError, match="needs the run's teacher cache"):
-        ask_teacher(judge_ctx, label_requests("k", "x", TINY_LABELS, TINY_TASK), purpose="judge")
+def test_ask_teacher_needs_the_runs_teacher_access(judge_ctx: RunContext) -> None:
+    judge_ctx.teacher_access = None
+    with pytest.raises(DistilforgeError, match="works inside a run only"):
+        judge_ctx.ask_teacher(label_requests("k", "x", TINY_LABELS, TINY_TASK), purpose="judge")
 
 
 # --------------------------------------------------------------------------- verify mode, in isolation
@@ -525,10 +525,8 @@ def test_run_teacher_baseline_returns_none_without_labels_or_when_off(tmp_path: 
     from types import SimpleNamespace
 
     ctx = RunContext(
-        config=SimpleNamespace(teacher_baseline=TeacherBaselineConfig()),  # type: ignore[arg-type]
+        config=SimpleNamespace(seed=0, teacher_baseline=TeacherBaselineConfig()),  # type: ignore[arg-type]
         run_dir=tmp_path,
-        pm=None,  # type: ignore[arg-type]
-        registry=None,  # type: ignore[arg-type]
         teacher=None,  # type: ignore[arg-type]
         test=list(_TEST),
         labels=None,

@@ -15,9 +15,9 @@ import yaml
 from fixtures_models import require_vllm
 from helpers import read_lines, write_config
 
+from distilforge.engine.api.errors import ConfigError, DistilforgeError, PluginError
+from distilforge.engine.api.hookspecs import hookimpl
 from distilforge.engine.build import Engine
-from distilforge.engine.errors import ConfigError, DistilforgeError, PluginError
-from distilforge.engine.hookspecs import hookimpl
 from distilforge.engine.loop import retry_request
 from distilforge.engine.runner import resume_run, start_run
 from distilforge.plugins.datasets.table import TableDataset, TableDatasetConfig

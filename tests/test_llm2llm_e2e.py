@@ -117,7 +117,7 @@ def test_student_is_retrained_from_base_each_round(reference: Path) -> None:
     saved.load(reference / "rounds/2/student")
     assert saved.state_fingerprint() == fresh.state_fingerprint() != fresh.base_state_fingerprint()
     texts = [r["input"] for r in read_lines(reference / "test.jsonl")]
-    assert np.array_equal(saved.logits(texts), fresh.logits(texts))
+    assert np.array_equal(saved.text_logits(texts), fresh.text_logits(texts))
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(reference: Path, tiny_model_dir: Path, tmp_path: Path) -> None:

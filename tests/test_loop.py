@@ -8,8 +8,8 @@ import plugin_majority
 import pytest
 from helpers import loop_config, read_lines, write_config
 
+from distilforge.engine.api.errors import ResumeRefused
 from distilforge.engine.build import Engine
-from distilforge.engine.errors import ResumeRefused
 from distilforge.engine.runner import resume_run, start_run
 
 
@@ -78,7 +78,7 @@ def test_changed_config_refused_with_diff_unless_forced(engine: Engine, tmp_path
 
 
 def test_second_writer_is_locked_out(engine: Engine, tmp_path: Path) -> None:
-    from distilforge.engine.errors import RunLockedError
+    from distilforge.engine.api.errors import RunLockedError
     from distilforge.engine.store import RunLock
 
     cfg = write_config(tmp_path / "a.yaml", loop_config(tmp_path, method={"rounds": 1}))

@@ -50,7 +50,7 @@ def test_wheel_installs_into_a_scratch_venv_and_imports(tmp_path: Path) -> None:
     installed = {p.name for p in Path(site).iterdir()}
     assert "distilforge" in installed and not installed & {"engine", "plugins", "schemas"}
     probe = (
-        "import distilforge.engine, distilforge.plugins.dispatch, distilforge.schemas, json;"
+        "import distilforge.engine, distilforge.engine.dispatch, distilforge.schemas, json;"
         "from distilforge.engine.build import Engine; e = Engine.load();"
         "print(json.dumps([distilforge.engine.__file__, e.registry.names('method')]))"
     )

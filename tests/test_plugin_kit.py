@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from helpers import loop_config, read_lines, write_config
 
-from distilforge.engine import hookspecs
-from distilforge.engine.errors import DistilforgeError, PluginError
+from distilforge.engine.api import hookspecs
+from distilforge.engine.api.errors import DistilforgeError, PluginError
 from distilforge.engine.plugin_check import check_plugins, hookspec_signatures
 from distilforge.engine.scaffold import new_plugin
 from distilforge.testing import read_metrics, read_records, read_rejects, read_requests, run_round
@@ -92,6 +92,28 @@ PINNED: dict[str, dict[str, str]] = {
         "train_student": "firstresult (student: Student, records: Sequence[Record], ctx: RunContext)"
         " -> dict[str, float] | None",
     },
+    "2.0": {
+        "build_prompts": "firstresult (failures: Sequence[Record], ctx: RunContext) -> list[TeacherRequest] | None",
+        "evaluate_student": "collect (student: Student, records: Sequence[Record], split: str, ctx: RunContext)"
+        " -> Evaluation | None",
+        "filter_records": "collect (records: Sequence[Record], ctx: RunContext) -> list[Verdict] | None",
+        "parse_completion": "firstresult (completion: Completion, request: TeacherRequest, ctx: RunContext)"
+        " -> list[Record] | str | None",
+        "register_commands": "collect (subparsers: CommandParsers) -> None",
+        "register_datasets": "collect (register: Register) -> None",
+        "register_filters": "collect (register: Register) -> None",
+        "register_methods": "collect (register: Register) -> None",
+        "register_scorers": "collect (register: Register) -> None",
+        "register_students": "collect (register: Register) -> None",
+        "register_teachers": "collect (register: Register) -> None",
+        "score_ood": "collect (records: Sequence[Record], ctx: RunContext) -> dict[str, dict[str, float]] | None",
+        "select_failures": "firstresult (records: Sequence[Record], evaluation: Evaluation, ctx: RunContext)"
+        " -> list[Record] | None",
+        "teacher_sample": "firstresult (requests: Sequence[TeacherRequest], ctx: TeacherContext)"
+        " -> Iterable[Completion] | None",
+        "train_student": "firstresult (student: Student, records: Sequence[Record], ctx: RunContext)"
+        " -> dict[str, float] | None",
+    },
 }
 
 
@@ -126,8 +148,8 @@ from typing import Literal
 
 from pydantic import ConfigDict
 
-from distilforge.engine.components import Filter
-from distilforge.engine.hookspecs import hookimpl
+from distilforge.engine.api.components import Filter
+from distilforge.engine.api.hookspecs import hookimpl
 from distilforge.schemas import ComponentConfig
 
 DISTILFORGE_HOOKSPEC_VERSION = "0.9"
@@ -179,7 +201,7 @@ def test_check_reports_each_mismatch_by_plugin_and_hook(tmp_path: Path) -> None:
     assert rows["bad"]["origin"] == "entry point (distilforge-bad)" and not rows["bad"]["ok"]
     problems = {(p["hook"], p["message"]) for p in rows["bad"]["problems"]}
     expected = {
-        ("-", "written for hookspec version 0.9, this distilforge has 1.0"),
+        ("-", "written for hookspec version 0.9, this distilforge has 2.0"),
         ("filter_recordz", "not a distilforge hook; did you mean 'filter_records'?"),
         ("score_ood", "argument 'recs' is not in the spec; the hook passes: records, ctx"),
         ("register_filters", "LooseConfig accepts unknown keys; keep ComponentConfig's extra='forbid'"),
@@ -202,7 +224,7 @@ def test_check_passes_on_the_installed_plugins() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     assert "all ok" in out.stdout
     names = {r.name for r in check_plugins()}
-    assert {"minhash", "wordcount", "distilforge.plugins.dispatch"} <= names
+    assert {"minhash", "wordcount", "distilforge.engine.dispatch"} <= names
 
 
 def test_check_in_process_flags_an_argument_the_spec_lacks() -> None:
@@ -222,8 +244,8 @@ def test_check_in_process_flags_an_argument_the_spec_lacks() -> None:
 EXPLODING = """
 from typing import Literal
 
-from distilforge.engine.components import Filter
-from distilforge.engine.hookspecs import hookimpl
+from distilforge.engine.api.components import Filter
+from distilforge.engine.api.hookspecs import hookimpl
 from distilforge.schemas import ComponentConfig
 
 
@@ -245,7 +267,7 @@ def register_filters(register):
 def test_a_component_that_raises_is_named_with_its_plugin_and_hook(tmp_path: Path) -> None:
     with plugin_module("exploding_plugin", EXPLODING) as module, pytest.raises(PluginError) as err:
         run_round(module, workdir=tmp_path, filters=[{"type": "exploding"}])
-    # not "distilforge.plugins.dispatch", which only delegated to the component
+    # not "distilforge.engine.dispatch", which only delegated to the component
     assert (err.value.plugin, err.value.hook) == ("exploding_plugin", "filter_records")
     assert str(err.value) == "plugin 'exploding_plugin' raised in hook 'filter_records': RuntimeError: boom in reject"
     manifest = json.loads((tmp_path / "runs/plugin-test/manifest.json").read_text())

@@ -14,9 +14,9 @@ import plugin_majority
 import pytest
 from helpers import loop_config, read_lines, write_config
 
+from distilforge.engine.api.errors import PluginError
+from distilforge.engine.api.hookspecs import hookimpl
 from distilforge.engine.build import Engine
-from distilforge.engine.errors import PluginError
-from distilforge.engine.hookspecs import hookimpl
 from distilforge.engine.plugin_manager import DEFAULT_PLUGINS, build_plugin_manager
 from distilforge.engine.runner import start_run
 
@@ -100,3 +100,21 @@ def test_hook_tracing_logs_calls(tmp_path: Path) -> None:
     out = cli("run", str(write_config(tmp_path / "c.yaml", cfg)), env={"DISTILFORGE_TRACE_HOOKS": "1"})
     assert out.returncode == 0, out.stderr
     assert "[hook] train_student(" in out.stderr and "[hook] evaluate_student ok in" in out.stderr
+
+
+def test_a_plugin_on_the_old_import_paths_loads_with_a_deprecation_warning(tmp_path: Path) -> None:
+    sys.modules.pop("plugin_old_paths", None)
+    for old in ("hookspecs", "components", "context"):
+        sys.modules.pop(f"distilforge.engine.{old}", None)
+    with pytest.warns(DeprecationWarning, match=r"distilforge\.engine\.(hookspecs|components|context) is deprecated"):
+        import plugin_old_paths
+    from distilforge.engine import api
+
+    assert plugin_old_paths.hookimpl is api.hookimpl and plugin_old_paths.Filter is api.Filter
+    cfg = loop_config(tmp_path, method={"rounds": 1})
+    cfg["filters"] = [{"type": "old-short-text", "max_chars": 30}]
+    start_run(Engine.load(extra_plugins=[plugin_majority, plugin_old_paths]), write_config(tmp_path / "c.yaml", cfg))
+    rejects = [r for r in read_lines(tmp_path / "runs/run/rejects.jsonl") if r["rejected_by"] == "old-short-text"]
+    kept = [r for r in read_lines(tmp_path / "runs/run/records.jsonl") if r["origin"] == "synthetic"]
+    assert rejects and all(len(r["record"]["input"]) > 30 for r in rejects)
+    assert all(len(r["input"]) <= 30 for r in kept)

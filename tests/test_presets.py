@@ -16,11 +16,12 @@ import plugin_majority
 import pytest
 from helpers import loop_config
 
-from distilforge.engine import models, presets
+from distilforge.engine.api.errors import ConfigError
 from distilforge.engine.build import Engine
 from distilforge.engine.cli import main
-from distilforge.engine.errors import ConfigError
-from distilforge.engine.presets import TeacherPreset, check_model_reference, get_preset
+from distilforge.plugins.models import packaged as models
+from distilforge.plugins.models import presets
+from distilforge.plugins.models.presets import TeacherPreset, check_model_reference, get_preset
 
 ALL_PRESETS = ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 

@@ -20,9 +20,9 @@ import pytest
 from fixtures_models import require_vllm
 from helpers import loop_config, read_lines, write_config
 
+from distilforge.engine.api.context import RunContext, TeacherContext
 from distilforge.engine.build import Engine
-from distilforge.engine.context import RunContext
-from distilforge.engine.executors import LocalExecutor, executor_for, make_executor
+from distilforge.engine.executors import Job, LocalExecutor, make_executor
 from distilforge.engine.executors.ray_worker import cpu_slice
 from distilforge.engine.generate import GenerateSettings, generate, parse_settings
 from distilforge.engine.runner import start_run
@@ -97,7 +97,7 @@ def test_executor_config_block() -> None:
     assert settings.executor.workers == 4 and settings.executor.resources.num_gpus == 1
     with pytest.raises(ValueError):
         ExecutorConfig.model_validate({"type": "ray", "resources": {"gpus": 1}})
-    assert isinstance(make_executor(None), LocalExecutor)
+    assert isinstance(make_executor(None, engine.pm, Job("generate", settings, Path("."))), LocalExecutor)
 
 
 def test_the_teachers_key_reaches_the_workers_but_not_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,8 +117,7 @@ def test_the_teachers_key_reaches_the_workers_but_not_the_config(monkeypatch: py
             "executor": {"type": "ray", "pass_env": ["EXTRA_TOKEN"], "env": {"PLAIN": "1"}},
         },
     )
-    ctx = RunContext(config=settings, run_dir=Path("."), pm=None, registry=None, teacher=None)  # type: ignore[arg-type]
-    spec = RayExecutor(settings.executor)._make_spec(ctx)
+    spec = RayExecutor(settings.executor, None, Job("generate", settings, Path(".")))._make_spec()  # type: ignore[arg-type]
     assert spec.env["TEACHER_KEY"] == "sk-secret-123" and spec.env["EXTRA_TOKEN"] == "tok-456"
     assert spec.env["PLAIN"] == "1"
     dumped = json.dumps(spec.config_data)
@@ -181,7 +180,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_prompt_is_answered_once(
         engine, {"teacher": teacher_block(tiny_model_dir), "executor": ray_block(shard_size=3)}
     )
     teacher = engine.registry.build("teacher", settings.teacher)
-    ctx = RunContext(config=settings, run_dir=tmp_path, pm=engine.pm, registry=engine.registry, teacher=teacher)
+    ctx = TeacherContext(run_dir=tmp_path, teacher=teacher)
     cache = TeacherCache(tmp_path / "cache.sqlite")
     requests = [
         TeacherRequest(
@@ -190,7 +189,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_prompt_is_answered_once(
         )
         for i in range(36)
     ]
-    executor = executor_for(ctx)
+    executor = make_executor(settings.executor, engine.pm, Job("generate", settings, tmp_path))
     delivered: list[str] = []
     killed: dict[str, Any] = {}
 
@@ -202,11 +201,12 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_prompt_is_answered_once(
             killed.update(victim, before=set(delivered))
 
     try:
-        results, stats = sample_with_cache(ctx, requests, cache, on_completion)
+        results, stats = sample_with_cache(ctx, requests, cache, executor, on_completion)
         info = executor.worker_info()  # type: ignore[attr-defined]
         rerun = list(executor.stats["rerun_requests"])
         assert executor.stats["worker_deaths"] == 1
     finally:
+        executor.close()
         ctx.close()
 
     assert killed, "the run ended before any completion arrived"
@@ -241,8 +241,6 @@ def test_scoring_shards_over_the_workers_with_the_local_scores(ray_cluster: Any,
     ctx = RunContext(
         config=settings,
         run_dir=tmp_path,
-        pm=engine.pm,
-        registry=engine.registry,
         teacher=engine.registry.build("teacher", settings.teacher),
         student=student,
         scorers=[EnergyScorer(EnergyScorerConfig()), FaissNoveltyScorer(FaissNoveltyConfig())],
@@ -251,10 +249,13 @@ def test_scoring_shards_over_the_workers_with_the_local_scores(ray_cluster: Any,
     candidates = [
         Record(input=f"candidate review number {i} of a {words[i % 8]} show", target="pos") for i in range(17)
     ]
-    local = LocalExecutor(ExecutorConfig()).score(candidates, ctx)
+    job = Job("generate", settings, tmp_path)
+    local = LocalExecutor(ExecutorConfig(), engine.pm, job).score(candidates, ctx)
+    executor = make_executor(settings.executor, engine.pm, job)
     try:
-        sharded = executor_for(ctx).score(candidates, ctx)
+        sharded = executor.score(candidates, ctx)
     finally:
+        executor.close()
         ctx.close()
     assert sorted(sharded) == sorted(local) == sorted(r.id for r in candidates)
     for record_id, scores in local.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from urllib.parse import quote
 
-from distilforge.engine.secrets import header_safe, scrub, secret_forms
+from distilforge.engine.api.toolkit.secrets import header_safe, scrub, secret_forms
 
 KEY = "sk-live-ABCdef0123456789\n"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from distilforge.engine.errors import RunLockedError
+from distilforge.engine.api.errors import RunLockedError
 from distilforge.engine.store import RunLock, TeacherCache, atomic_write_text, cache_key, read_jsonl, truncate_jsonl
 from distilforge.schemas import Completion, SamplingParams, TeacherRequest
 

@@ -30,18 +30,18 @@ from helpers import loop_config, read_lines, write_config
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
+from distilforge.engine.api.errors import DistilforgeError, TeacherUnavailable
+from distilforge.engine.api.toolkit.secrets import secret_forms
 from distilforge.engine.build import Engine
-from distilforge.engine.errors import DistilforgeError, TeacherUnavailable
 from distilforge.engine.runner import start_run
-from distilforge.engine.secrets import secret_forms
 from distilforge.plugins.teachers.openai_teacher import (
     OpenAITeacher,
     OpenAITeacherConfig,
-    VLLMServer,
     parse_retry_after,
     register_teachers,
 )
 from distilforge.schemas import ChatMessage, Completion, SamplingParams, TeacherRequest
+from distilforge.testing.vllm_server import VLLMServer
 
 # --------------------------------------------------------------------------- the fault server
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from distilforge.engine.zero_shot import (
+from distilforge.engine.api.toolkit.labelling import (
     LABEL_SYSTEM,
     TOP_LOGPROBS,
     LabelVote,

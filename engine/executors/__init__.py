@@ -7,6 +7,6 @@
 Pick one in the config: ``executor: {type: ray, address: auto, workers: 8}``.
 """
 
-from distilforge.engine.executors.base import Executor, LocalExecutor, executor_for, make_executor, score_locally
+from distilforge.engine.executors.base import Executor, Job, LocalExecutor, make_executor, score_with
 
-__all__ = ["Executor", "LocalExecutor", "executor_for", "make_executor", "score_locally"]
+__all__ = ["Executor", "Job", "LocalExecutor", "make_executor", "score_with"]

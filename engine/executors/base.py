@@ -1,23 +1,42 @@
-"""The executor interface and the ``local`` executor (everything in this process)."""
+"""The executor interface and the ``local`` executor (everything in this process).
+
+The round loop hands both parallel stages to its executor, and the executor calls the stage
+hook (``teacher_sample``, ``score_ood``) on each piece of work: locally on the whole batch, on
+Ray once per shard on a worker. So any plugin's sampler or scorer runs wherever the executor puts it.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pluggy
+from pydantic import BaseModel
 
 from distilforge.engine import hooks
+from distilforge.engine.api.components import Scorer
+from distilforge.engine.api.context import RunContext, TeacherContext
 from distilforge.schemas import Completion, Record, TeacherRequest
 from distilforge.schemas.config import ExecutorConfig
 
-if TYPE_CHECKING:
-    from distilforge.engine.context import RunContext
+
+@dataclass(frozen=True)
+class Job:
+    """What an executor works for: a run or a ``generate`` call, its settings and its directory
+    (a remote worker rebuilds its teacher from these)."""
+
+    kind: Literal["run", "generate"]
+    settings: BaseModel
+    run_dir: Path
 
 
-def score_locally(records: Sequence[Record], ctx: RunContext, scorers: Sequence[Any] | None = None) -> dict[str, Any]:
-    """Every scorer on every record in this process; scores of one record merged."""
+def score_with(scorers: Sequence[Scorer[Any]], records: Sequence[Record], ctx: RunContext) -> dict[str, Any]:
+    """Every scorer in ``scorers`` on every record; the scores of one record merged."""
     merged: dict[str, dict[str, float]] = {}
-    for scorer in ctx.scorers if scorers is None else scorers:
+    for scorer in scorers:
         for record_id, scores in scorer.score(records, ctx).items():
             merged.setdefault(record_id, {}).update(scores)
     return merged
@@ -32,17 +51,19 @@ class Executor(ABC):
 
     name: str = "executor"
 
-    def __init__(self, config: ExecutorConfig) -> None:
+    def __init__(self, config: ExecutorConfig, pm: pluggy.PluginManager, job: Job) -> None:
         self.config = config
+        self.pm = pm
+        self.job = job
         self.stats: dict[str, Any] = {}
 
     @abstractmethod
-    def sample(self, requests: Sequence[TeacherRequest], ctx: RunContext) -> Iterator[Completion]:
+    def sample(self, requests: Sequence[TeacherRequest], ctx: TeacherContext) -> Iterator[Completion]:
         """Yield every sample of every request (``sample_index`` relative to the request), any order."""
 
     def score(self, records: Sequence[Record], ctx: RunContext) -> dict[str, dict[str, float]]:
-        """``{record_id: {score name: value}}`` from every configured scorer."""
-        return score_locally(records, ctx)
+        """``{record_id: {score name: value}}``: the ``score_ood`` hook over all records, here."""
+        return hooks.score_ood(self.pm, records, ctx)
 
     @property
     def chunk_hint(self) -> int:
@@ -54,27 +75,20 @@ class Executor(ABC):
 
 
 class LocalExecutor(Executor):
-    """The default: the ``teacher_sample`` hook in this process (one engine, continuous batching)."""
+    """The default: the stage hooks in this process (one engine, continuous batching)."""
 
     name = "local"
 
-    def sample(self, requests: Sequence[TeacherRequest], ctx: RunContext) -> Iterator[Completion]:
-        yield from hooks.teacher_sample(ctx.pm, requests, ctx)
+    def sample(self, requests: Sequence[TeacherRequest], ctx: TeacherContext) -> Iterator[Completion]:
+        yield from hooks.teacher_sample(self.pm, requests, ctx)
 
 
-def make_executor(config: ExecutorConfig | None) -> Executor:
+def make_executor(config: ExecutorConfig | None, pm: pluggy.PluginManager, job: Job) -> Executor:
+    """The executor ``config`` names. Cheap: a Ray cluster and its workers start on first use, so a
+    run whose answers are all cached starts none."""
     config = config or ExecutorConfig()
     if config.type == "ray":
         from distilforge.engine.executors.ray_executor import RayExecutor
 
-        return RayExecutor(config)
-    return LocalExecutor(config)
-
-
-def executor_for(ctx: RunContext) -> Executor:
-    """The context's executor, built from ``config.executor`` on first use (never before: a run
-    whose answers are all cached starts no cluster and no worker)."""
-    if ctx.executor is None:
-        ctx.executor = make_executor(getattr(ctx.config, "executor", None))
-    executor: Executor = ctx.executor
-    return executor
+        return RayExecutor(config, pm, job)
+    return LocalExecutor(config, pm, job)

@@ -23,13 +23,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from distilforge.engine.errors import ConfigError, DistilforgeError
-from distilforge.engine.executors.base import Executor, score_locally
+from distilforge.engine.api.errors import ConfigError, DistilforgeError
+from distilforge.engine.api.toolkit.completions import error_completion
+from distilforge.engine.executors.base import Executor, Job, score_with
 from distilforge.engine.executors.ray_worker import TeacherWorker, WorkerSpec, pack_dir
 from distilforge.schemas import Completion, Record, TeacherRequest, content_hash
 
 if TYPE_CHECKING:
-    from distilforge.engine.context import RunContext
+    import pluggy
+
+    from distilforge.engine.api.context import RunContext, TeacherContext
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +67,8 @@ class _Shard:
 class RayExecutor(Executor):
     name = "ray"
 
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
+    def __init__(self, config: Any, pm: pluggy.PluginManager, job: Job) -> None:
+        super().__init__(config, pm, job)
         self._ray: Any = None
         self._started_ray = False
         self._actor_cls: Any = None
@@ -89,26 +92,24 @@ class RayExecutor(Executor):
         self._ray = ray
         return ray
 
-    def _make_spec(self, ctx: RunContext) -> WorkerSpec:
-        from distilforge.engine.generate import GenerateSettings
-
-        kind = "generate" if isinstance(ctx.config, GenerateSettings) else "run"
+    def _make_spec(self) -> WorkerSpec:
+        job = self.job
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
         env.update({k: v for k, v in os.environ.items() if k.startswith("DISTILFORGE_")})
         env.update(self.config.env)
         # secrets travel from the driver's environment to the actors in memory, never through the config
-        passed = {*self.config.pass_env, getattr(getattr(ctx.config, "teacher", None), "api_key_env", None)}
+        passed = {*self.config.pass_env, getattr(getattr(job.settings, "teacher", None), "api_key_env", None)}
         env.update({k: os.environ[k] for k in passed if k and k in os.environ})
         return WorkerSpec(
             slot=0,
-            config_kind=kind,
-            config_data=ctx.config.model_dump(mode="json"),
-            run_dir=str(ctx.run_dir),
+            config_kind=job.kind,
+            config_data=job.settings.model_dump(mode="json"),
+            run_dir=str(job.run_dir),
             cpus=self.config.resources.num_cpus,
             env=env,
         )
 
-    def _actor_options(self, ctx: RunContext) -> dict[str, Any]:
+    def _actor_options(self, ctx: TeacherContext) -> dict[str, Any]:
         ray = self._ray
         res = self.config.resources
         gpus = res.num_gpus
@@ -128,12 +129,12 @@ class RayExecutor(Executor):
             options["resources"] = dict(res.custom)
         return options
 
-    def _spawn(self, slots: Sequence[int], ctx: RunContext) -> list[_Worker]:
+    def _spawn(self, slots: Sequence[int], ctx: TeacherContext) -> list[_Worker]:
         ray = self._ensure_ray()
         if self._actor_cls is None:
             self._actor_cls = ray.remote(TeacherWorker)
         if self._spec is None:
-            self._spec = self._make_spec(ctx)
+            self._spec = self._make_spec()
         options = self._actor_options(ctx)
         handles = [
             self._actor_cls.options(**options).remote(WorkerSpec(**{**self._spec.__dict__, "slot": slot}))
@@ -156,13 +157,13 @@ class RayExecutor(Executor):
             log.info("ray worker %s ready: %s", w.slot, w.info)
         return workers
 
-    def _ensure_workers(self, ctx: RunContext) -> None:
+    def _ensure_workers(self, ctx: TeacherContext) -> None:
         live = [w for w in self._workers if not w.dead]
         missing = [s for s in range(self.config.workers) if s not in {w.slot for w in live}]
         if missing:
             self._workers = live + self._spawn(missing, ctx)
 
-    def _replace(self, worker: _Worker, ctx: RunContext, cause: BaseException) -> None:
+    def _replace(self, worker: _Worker, ctx: TeacherContext, cause: BaseException) -> None:
         if worker.dead:
             return
         worker.dead = True
@@ -185,7 +186,7 @@ class RayExecutor(Executor):
     # ------------------------------------------------------------------ the shard loop
 
     def _run_shards(
-        self, items: Sequence[Any], ctx: RunContext, submit: Any, on_error: Any
+        self, items: Sequence[Any], ctx: TeacherContext, submit: Any, on_error: Any
     ) -> Iterator[tuple[_Shard, Any]]:
         """Push ``items`` through the workers in shards; yield ``(shard, result)`` as each finishes.
 
@@ -234,7 +235,7 @@ class RayExecutor(Executor):
 
     # ------------------------------------------------------------------ sampling
 
-    def sample(self, requests: Sequence[TeacherRequest], ctx: RunContext) -> Iterator[Completion]:
+    def sample(self, requests: Sequence[TeacherRequest], ctx: TeacherContext) -> Iterator[Completion]:
         if not requests:
             return
         failed: list[Completion] = []
@@ -246,10 +247,7 @@ class RayExecutor(Executor):
         def on_error(shard: _Shard, exc: BaseException) -> None:
             message = f"ray worker failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             for request in shard.items:
-                failed.extend(
-                    Completion(request_id=request.id, sample_index=i, error=message, model=model_id)
-                    for i in range(request.sampling.n)
-                )
+                failed.extend(error_completion(request, message, model=model_id))
 
         for _, completions in self._run_shards(requests, ctx, submit, on_error):
             yield from completions
@@ -261,9 +259,9 @@ class RayExecutor(Executor):
     # ------------------------------------------------------------------ scoring
 
     def score(self, records: Sequence[Record], ctx: RunContext) -> dict[str, dict[str, float]]:
-        shardable = [s for s in ctx.scorers if getattr(s, "shardable", False)]
+        shardable = [s for s in ctx.scorers if s.shardable]
         if not records or not shardable or not self.config.shard_scoring:
-            return score_locally(records, ctx)
+            return super().score(records, ctx)
         ray = self._ensure_ray()
         student_blob: bytes | None = None
         if ctx.student is not None:
@@ -275,7 +273,7 @@ class RayExecutor(Executor):
                     ctx.student.save(Path(tmp))
                 except Exception as exc:  # nothing to ship (e.g. an untrained student): score here
                     log.info("scoring on the driver: the student could not be saved (%s)", exc)
-                    return score_locally(records, ctx)
+                    return super().score(records, ctx)
                 student_blob = pack_dir(Path(tmp))
         pool = list(ctx.pool)
         setup = {
@@ -287,7 +285,7 @@ class RayExecutor(Executor):
             "labels": ctx.labels,
             "task": ctx.task,
             "state": ctx.state,
-            "dataset_info": getattr(ctx, "dataset_info", {}),
+            "dataset_info": ctx.dataset_info,
         }
         setup["scorers_token"] = content_hash(setup["scorers"])
         setup["student_token"] = content_hash([setup["student"], len(student_blob or b""), time.time_ns()])
@@ -307,8 +305,8 @@ class RayExecutor(Executor):
                 merged.setdefault(record_id, {}).update(values)
         if errors:
             raise DistilforgeError(f"scoring on Ray failed: {errors[0]}") from errors[0]
-        rest = [s for s in ctx.scorers if not getattr(s, "shardable", False)]
-        for record_id, values in score_locally(records, ctx, rest).items():
+        rest = [s for s in ctx.scorers if not s.shardable]
+        for record_id, values in score_with(rest, records, ctx).items():
             merged.setdefault(record_id, {}).update(values)
         return merged
 

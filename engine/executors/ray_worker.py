@@ -16,7 +16,6 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -55,19 +54,11 @@ def unpack_dir(data: bytes, path: Path) -> None:
         tar.extractall(path, filter="data")
 
 
-def rebuild_config(engine: Any, kind: str, data: dict[str, Any]) -> Any:
-    """The driver's config, validated again against this node's plugins."""
-    try:
-        if kind == "generate":
-            from distilforge.engine.generate import parse_settings
-
-            return parse_settings(engine, data)
-        return engine.parse(data)
-    except Exception as exc:  # e.g. a dataset path that exists only on the driver: the teacher is enough
-        log.warning("worker: full config did not validate here (%s); using its teacher section only", exc)
-        teacher_data = data["teacher"]
-        teacher = engine.registry.get("teacher", teacher_data["type"]).config_cls.model_validate(teacher_data)
-        return SimpleNamespace(teacher=teacher, seed=data.get("seed", 0), executor=None)
+def rebuild_teacher_config(engine: Any, data: dict[str, Any]) -> Any:
+    """The driver's teacher config, validated again against this node's plugins (only the teacher
+    section: a dataset path that exists only on the driver does not stop a worker)."""
+    teacher = data["teacher"]
+    return engine.registry.get("teacher", teacher["type"]).config_cls.model_validate(teacher)
 
 
 class TeacherWorker:
@@ -77,17 +68,15 @@ class TeacherWorker:
         os.environ.update(spec.env)
         self.spec = spec
         self._bind_cpus()
+        from distilforge.engine.api.context import TeacherContext
         from distilforge.engine.build import Engine
-        from distilforge.engine.context import RunContext
 
         engine = Engine.load()
         self.engine = engine
-        config = rebuild_config(engine, spec.config_kind, spec.config_data)
-        teacher = engine.registry.build("teacher", config.teacher)
-        self.ctx = RunContext(
-            config=config, run_dir=Path(spec.run_dir), pm=engine.pm, registry=engine.registry, teacher=teacher
-        )
-        self._scorers: dict[str, Any] = {}
+        teacher = engine.registry.build("teacher", rebuild_teacher_config(engine, spec.config_data))
+        seed = int(spec.config_data.get("seed", 0))
+        self.ctx = TeacherContext(run_dir=Path(spec.run_dir), teacher=teacher, seed=seed)
+        self._scoring: Any = None  # the RunContext scoring shards see, built on the first one
         self._scoring_token: str | None = None
         self._student_token: str | None = None
         self._pool_token: str | None = None
@@ -127,7 +116,7 @@ class TeacherWorker:
         """Every completion of one shard (the teacher_sample hook, as locally)."""
         from distilforge.engine import hooks
 
-        return list(hooks.teacher_sample(self.ctx.pm, requests, self.ctx))
+        return list(hooks.teacher_sample(self.engine.pm, requests, self.ctx))
 
     # ------------------------------------------------------------------ scoring
 
@@ -137,15 +126,15 @@ class TeacherWorker:
         token changed (once per round per worker, not once per shard)."""
         import ray
 
-        ctx = self.ctx
         registry = self.engine.registry
+        ctx = self._scoring_context()
         if setup["scorers_token"] != self._scoring_token:
-            for scorer in self._scorers.values():
+            for scorer in ctx.scorers:
                 scorer.close()
-            self._scorers = {}
-            for i, (kind_name, data) in enumerate(setup["scorers"]):
+            ctx.scorers = []
+            for kind_name, data in setup["scorers"]:
                 cfg = registry.get("scorer", kind_name).config_cls.model_validate(data)
-                self._scorers[str(i)] = registry.build("scorer", cfg)
+                ctx.scorers.append(registry.build("scorer", cfg))
             self._scoring_token = setup["scorers_token"]
         student_ref, pool_ref = refs
         if setup["student"] is not None and setup["student_token"] != self._student_token:
@@ -164,13 +153,28 @@ class TeacherWorker:
         ctx.labels = setup["labels"]
         ctx.task = setup["task"]
         ctx.state = setup["state"]
-        if hasattr(ctx, "dataset_info"):
-            ctx.dataset_info = setup["dataset_info"]
-        from distilforge.engine.executors.base import score_locally
+        ctx.dataset_info = setup["dataset_info"]
+        from distilforge.engine import hooks
 
-        return score_locally(records, ctx, list(self._scorers.values()))
+        # the score_ood hook, as on the driver: the shipped scorers and any plugin's own scorer
+        return hooks.score_ood(self.engine.pm, records, ctx)
+
+    def _scoring_context(self) -> Any:
+        if self._scoring is None:
+            from distilforge.engine.api.context import RunContext
+            from distilforge.schemas import RunConfig
+
+            try:
+                config = self.engine.parse(self.spec.config_data)
+            except Exception as exc:  # e.g. a dataset path that exists only on the driver
+                log.warning("worker: the run config did not validate here (%s); scorers see it unvalidated", exc)
+                config = RunConfig.model_construct(**self.spec.config_data)
+            self._scoring = RunContext(config=config, run_dir=self.ctx.run_dir, teacher=self.ctx.teacher)
+        return self._scoring
 
     def close(self) -> None:
-        for scorer in self._scorers.values():
-            scorer.close()
+        if self._scoring is not None:
+            for component in (self._scoring.student, *self._scoring.scorers):
+                if component is not None:
+                    component.close()
         self.ctx.close()

@@ -13,8 +13,8 @@ from importlib import resources
 from pathlib import Path
 
 from distilforge.engine import __version__
-from distilforge.engine.errors import DistilforgeError
-from distilforge.engine.hookspecs import HOOKSPEC_VERSION
+from distilforge.engine.api.errors import DistilforgeError
+from distilforge.engine.api.hookspecs import HOOKSPEC_VERSION
 
 KINDS = {"filter": ("Filter", "filters"), "scorer": ("Scorer", "scorers")}
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")

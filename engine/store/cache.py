@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from distilforge.engine.errors import DistilforgeError
+from distilforge.engine.api.errors import DistilforgeError
 from distilforge.schemas import Completion, TeacherRequest, content_hash
 
 log = logging.getLogger("distilforge.cache")

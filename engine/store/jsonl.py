@@ -16,7 +16,7 @@ from typing import Any
 
 import jsonlines
 
-from distilforge.engine.store.atomic import atomic_write_bytes
+from distilforge.engine.api.toolkit.files import atomic_write_bytes
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from distilforge.engine.errors import RunLockedError
+from distilforge.engine.api.errors import RunLockedError
 
 
 class RunLock:

@@ -32,8 +32,8 @@ from typing import Any
 import yaml
 
 from distilforge.engine import __version__
-from distilforge.engine.errors import StoreDamaged
-from distilforge.engine.store.atomic import atomic_write_json, atomic_write_text
+from distilforge.engine.api.errors import StoreDamaged
+from distilforge.engine.api.toolkit.files import atomic_write_json, atomic_write_text
 from distilforge.engine.store.jsonl import (
     JsonlAppender,
     read_jsonl,

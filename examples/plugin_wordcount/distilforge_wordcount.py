@@ -11,8 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from distilforge.engine.components import Filter
-from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.engine.api import Filter, Register, hookimpl
 from distilforge.schemas import ComponentConfig, Record
 
 

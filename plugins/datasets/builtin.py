@@ -11,10 +11,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from distilforge.engine.components import Dataset, DatasetSplits
-from distilforge.engine.errors import DistilforgeError
-from distilforge.engine.hookspecs import Register, hookimpl
-from distilforge.engine.inputs import read_table_input
+from distilforge.engine.api.components import Dataset, DatasetSplits
+from distilforge.engine.api.errors import DistilforgeError
+from distilforge.engine.api.hookspecs import Register, hookimpl
+from distilforge.engine.api.toolkit.inputs import read_table_input
 from distilforge.schemas import ComponentConfig, Record
 
 

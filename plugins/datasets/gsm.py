@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from distilforge.engine.components import Dataset, DatasetSplits
-from distilforge.engine.errors import DistilforgeError
-from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.engine.api.components import Dataset, DatasetSplits
+from distilforge.engine.api.errors import DistilforgeError
+from distilforge.engine.api.hookspecs import Register, hookimpl
 from distilforge.schemas import ComponentConfig, Record, content_hash
 
 TASK = "Solve grade-school math word problems step by step; the answer ends with '#### <number>'."

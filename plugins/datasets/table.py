@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from distilforge.engine.components import Dataset, DatasetSplits
-from distilforge.engine.errors import DistilforgeError
-from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.engine.api.components import Dataset, DatasetSplits
+from distilforge.engine.api.errors import DistilforgeError
+from distilforge.engine.api.hookspecs import Register, hookimpl
 from distilforge.schemas import ComponentConfig, Record
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 * ``label`` mode (tasks with labels): the judge classifies the candidate's input under guided
   choice over the task's labels (log-probabilities averaged over label orders, see
-  :mod:`distilforge.engine.zero_shot`); the candidate is rejected when the judge picks another
+  :mod:`distilforge.engine.api.toolkit.labelling`); the candidate is rejected when the judge picks another
   label, or gives the intended one a probability under ``threshold``. The reason names both.
 * ``verify`` mode (math): the judge solves the candidate's question; the candidate is rejected
   when the judge's final number differs from the one its answer ends with.
@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
-from distilforge.engine.components import Filter
-from distilforge.engine.errors import ConfigError
-from distilforge.engine.hookspecs import Register, hookimpl
-from distilforge.engine.sampling import ask_teacher
-from distilforge.engine.zero_shot import (
+from distilforge.engine.api.components import Filter
+from distilforge.engine.api.errors import ConfigError
+from distilforge.engine.api.hookspecs import Register, hookimpl
+from distilforge.engine.api.toolkit.labelling import (
     LABEL_SYSTEM,
     LABEL_TEMPLATE,
     SOLVE_SYSTEM,
@@ -38,7 +37,7 @@ from distilforge.schemas import ComponentConfig, Record
 from distilforge.schemas.validators import template_with
 
 if TYPE_CHECKING:
-    from distilforge.engine.context import RunContext
+    from distilforge.engine.api.context import RunContext
 
 
 class LabelJudgeConfig(ComponentConfig):
@@ -95,7 +94,7 @@ class LabelJudgeFilter(Filter[LabelJudgeConfig]):
                 max_tokens=cfg.max_tokens or 8,
             )
         ]
-        votes = combine_votes(requests, ask_teacher(ctx, requests, purpose="judge", teacher=ctx.judge), labels)
+        votes = combine_votes(requests, ctx.ask_teacher(requests, purpose="judge", teacher=ctx.judge), labels)
         out: dict[str, str] = {}
         for record in records:
             vote = votes.get(record.id)
@@ -126,7 +125,7 @@ class LabelJudgeFilter(Filter[LabelJudgeConfig]):
             )
             for record in records
         ]
-        completions = ask_teacher(ctx, requests, purpose="judge", teacher=ctx.judge)
+        completions = ctx.ask_teacher(requests, purpose="judge", teacher=ctx.judge)
         out: dict[str, str] = {}
         for record, request in zip(records, requests, strict=True):
             claimed = final_number(record.target)

@@ -37,13 +37,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field
 
-from distilforge.engine.components import Filter, Scorer
-from distilforge.engine.hookspecs import Register, hookimpl
-from distilforge.engine.models import compute_threads, default_encoder_dir
+from distilforge.engine.api.components import Filter, Scorer
+from distilforge.engine.api.hookspecs import Register, hookimpl
+from distilforge.engine.api.toolkit import compute_threads
+from distilforge.plugins.models.packaged import default_encoder_dir
 from distilforge.schemas import ComponentConfig, Record
 
 if TYPE_CHECKING:
-    from distilforge.engine.context import RunContext
+    from distilforge.engine.api.context import RunContext
 
 
 class _PoolTracker:

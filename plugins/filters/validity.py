@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
-from distilforge.engine.components import Filter
-from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.engine.api.components import Filter
+from distilforge.engine.api.hookspecs import Register, hookimpl
 from distilforge.schemas import ComponentConfig, Record
 from distilforge.schemas.validators import regex_list
 
 if TYPE_CHECKING:
-    from distilforge.engine.context import RunContext
+    from distilforge.engine.api.context import RunContext
 
 DEFAULT_REFUSALS = [
     r"^\W*(i'?m|i am)\s+(sorry|afraid|unable)\b",

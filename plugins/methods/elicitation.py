@@ -34,7 +34,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, create_model
 
-from distilforge.engine.zero_shot import TOP_LOGPROBS, label_distribution, label_orders
+from distilforge.engine.api.toolkit.labelling import TOP_LOGPROBS, label_distribution, label_orders
 from distilforge.schemas import ChatMessage, Completion, SamplingParams, TeacherRequest
 
 SCORE_MIN, SCORE_MAX = -10, 10

@@ -27,12 +27,11 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from distilforge.engine.components import Method
-from distilforge.engine.context import RunContext
-from distilforge.engine.errors import ConfigError, DistilforgeError
-from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.engine.api.components import Method
+from distilforge.engine.api.context import RunContext
+from distilforge.engine.api.errors import ConfigError, DistilforgeError
+from distilforge.engine.api.hookspecs import Register, hookimpl
 from distilforge.plugins.methods.text_examples import BadAnswer, extract_example
-from distilforge.plugins.scorers.energy import rank_band
 from distilforge.schemas import (
     ChatMessage,
     Completion,
@@ -52,6 +51,16 @@ OOD_INSTRUCTION = (
     " The new example must be significantly different from the examples above: from a different topic and domain."
 )
 VALIDATION, TRAINING = "validation", "training"
+
+
+def rank_band(scores: Sequence[float], low: float, high: float) -> list[int]:
+    """Indices of the items whose rank ``r`` (0-based, ascending by score, ties in input order)
+    satisfies ``low <= r / n < high`` — GOLD's band of "out of distribution, but not noise"."""
+    if not 0.0 <= low < high <= 1.0:
+        raise ValueError(f"band must satisfy 0 <= low < high <= 1, got [{low}, {high})")
+    n = len(scores)
+    order = sorted(range(n), key=lambda i: scores[i])
+    return [order[r] for r in range(n) if low * n <= r < high * n]
 
 
 class GoldConfig(ComponentConfig):

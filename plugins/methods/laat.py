@@ -29,11 +29,11 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 from pydantic import Field
 
-from distilforge.engine.components import Method, Student
-from distilforge.engine.context import RunContext
-from distilforge.engine.errors import ConfigError, DistilforgeError
-from distilforge.engine.hookspecs import Register, hookimpl
-from distilforge.engine.store.atomic import atomic_write_text
+from distilforge.engine.api.components import Method, Student
+from distilforge.engine.api.context import RunContext
+from distilforge.engine.api.errors import ConfigError, DistilforgeError
+from distilforge.engine.api.hookspecs import Register, hookimpl
+from distilforge.engine.api.toolkit import write_artifact
 from distilforge.plugins.methods.elicitation import (
     DEFAULT_SYSTEM,
     BadScores,
@@ -214,7 +214,7 @@ class Laat(Method[LaatConfig]):
         stats = student.train(records, seed=ctx.seed)
         learned = student.learned_attributions()
         record = {"features": [f["name"] for f in self.features(ctx)], "learned": learned, "elicited": elicited}
-        atomic_write_text(ctx.round_dir() / "attributions.json", json.dumps(record, indent=1))
+        write_artifact(ctx.round_dir() / "attributions.json", json.dumps(record, indent=1))
         if elicited is not None:
             self._write_report(ctx, elicited, learned)
         return stats
@@ -234,7 +234,7 @@ class Laat(Method[LaatConfig]):
             tokens=(int(state.get("prompt_tokens", 0)), int(state.get("completion_tokens", 0))),
             out_dir=report_dir,
         )
-        atomic_write_text(report_dir / REPORT_SECTION, text)
+        write_artifact(report_dir / REPORT_SECTION, text)
 
 
 @hookimpl

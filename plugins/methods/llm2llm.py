@@ -16,9 +16,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from distilforge.engine.components import Method
-from distilforge.engine.context import RunContext
-from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.engine.api.components import Method
+from distilforge.engine.api.context import RunContext
+from distilforge.engine.api.hookspecs import Register, hookimpl
 from distilforge.plugins.methods.text_examples import BadAnswer, extract_example, normalise
 from distilforge.schemas import (
     ChatMessage,

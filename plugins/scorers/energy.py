@@ -6,8 +6,9 @@ higher energy = more out-of-distribution. For a sequence output (a causal-LM stu
 record's target under teacher forcing) the energy is the mean of the per-token energies over
 the target tokens, padding masked out.
 
-The scorer works with any student that exposes either ``free_energy(records, temperature)``
-(sequence students, see the causal-LM student) or ``logits(texts)`` (classifiers). The score is
+The scorer works with any student that declares logits (:attr:`Student.provides_energy`): a
+classifier's energy comes from its ``logits(records)``, a sequence student's from its own
+``free_energy(records, temperature)`` (see the causal-LM student). The score is
 stored on each record as ``scores["energy"]`` (or the configured name); GOLD ranks its
 validation samples by it.
 """
@@ -19,49 +20,12 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
-from scipy.special import logsumexp
 
-from distilforge.engine.components import Scorer
-from distilforge.engine.context import RunContext
-from distilforge.engine.errors import DistilforgeError
-from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.engine.api.components import Scorer
+from distilforge.engine.api.context import RunContext
+from distilforge.engine.api.errors import DistilforgeError
+from distilforge.engine.api.hookspecs import Register, hookimpl
 from distilforge.schemas import ComponentConfig, Record
-
-
-def free_energy(logits: np.ndarray, temperature: float = 1.0, mask: np.ndarray | None = None) -> np.ndarray:
-    """Per-example free energy ``-T * logsumexp(logits / T)``.
-
-    ``logits`` is ``[N, C]`` (one output per example) or ``[N, S, V]`` (one per token); for the
-    latter ``mask`` (``[N, S]``, 1 = target token, 0 = padding or prompt) selects the tokens the
-    mean is taken over. An example with no target token gets NaN rather than a made-up value.
-    """
-    if temperature <= 0:
-        raise ValueError("temperature must be > 0")
-    x = np.asarray(logits, dtype=np.float64)
-    energy = -temperature * logsumexp(x / temperature, axis=-1)
-    if x.ndim == 2:
-        if mask is not None:
-            raise ValueError("mask applies to per-token logits [N, S, V] only")
-        return energy
-    if x.ndim != 3:
-        raise ValueError(f"logits must be [N, C] or [N, S, V], got shape {x.shape}")
-    weights = np.ones(energy.shape) if mask is None else np.asarray(mask, dtype=np.float64)
-    if weights.shape != energy.shape:
-        raise ValueError(f"mask shape {weights.shape} does not match logits {x.shape[:2]}")
-    counts = weights.sum(axis=1)
-    total = np.where(weights > 0, energy, 0.0).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, total / counts, np.nan)
-
-
-def rank_band(scores: Sequence[float], low: float, high: float) -> list[int]:
-    """Indices of the items whose rank ``r`` (0-based, ascending by score, ties in input order)
-    satisfies ``low <= r / n < high`` — GOLD's band of "out of distribution, but not noise"."""
-    if not 0.0 <= low < high <= 1.0:
-        raise ValueError(f"band must satisfy 0 <= low < high <= 1, got [{low}, {high})")
-    n = len(scores)
-    order = sorted(range(n), key=lambda i: scores[i])
-    return [order[r] for r in range(n) if low * n <= r < high * n]
 
 
 class EnergyScorerConfig(ComponentConfig):
@@ -78,16 +42,13 @@ class EnergyScorer(Scorer[EnergyScorerConfig]):
         if not records:
             return {}
         student, c = ctx.student, self.config
-        sequence_energy = getattr(student, "free_energy", None)
-        if callable(sequence_energy):
-            values = np.asarray(sequence_energy(records, temperature=c.temperature, batch_size=c.batch_size))
-        elif callable(getattr(student, "logits", None)):
-            values = free_energy(np.asarray(student.logits([r.input for r in records])), c.temperature)  # type: ignore[attr-defined]
-        else:
+        if student is None or not student.provides_energy:
+            name = student.name if student is not None else None
             raise DistilforgeError(
-                f"scorer 'energy' needs a student with logits; student {student.name!r} exposes neither"
-                " logits(texts) nor free_energy(records)"
+                f"scorer 'energy' needs a student with logits; student {name!r} implements neither"
+                " logits(records) nor free_energy(records)"
             )
+        values = np.asarray(student.free_energy(records, temperature=c.temperature, batch_size=c.batch_size))
         return {r.id: {c.name: float(v)} for r, v in zip(records, values, strict=True)}
 
 

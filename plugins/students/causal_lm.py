@@ -51,9 +51,9 @@ from pydantic import Field
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from distilforge.engine.components import Prediction, Student
-from distilforge.engine.hookspecs import Register, hookimpl
-from distilforge.engine.models import compute_threads
+from distilforge.engine.api.components import Prediction, Student
+from distilforge.engine.api.hookspecs import Register, hookimpl
+from distilforge.engine.api.toolkit import compute_threads
 from distilforge.plugins.students.losses import symmetric_cross_entropy
 from distilforge.schemas import ComponentConfig, Evaluation, Record, RecordResult
 
@@ -251,7 +251,7 @@ class CausalLMStudent(Student[CausalLMConfig]):
     def model_path(self) -> str:
         if self.config.model:
             return self.config.model
-        from distilforge.engine.models import default_teacher_dir
+        from distilforge.plugins.models.packaged import default_teacher_dir
 
         return str(default_teacher_dir())
 

@@ -19,10 +19,10 @@ import torch
 from pydantic import Field
 from sklearn.metrics import f1_score, roc_auc_score
 
-from distilforge.engine.components import Prediction, Student
-from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.engine.api.components import Prediction, Student
+from distilforge.engine.api.hookspecs import Register, hookimpl
+from distilforge.engine.api.toolkit.predictions import predictions_from_logits
 from distilforge.plugins.students.tabular import LAATClassifier, build_model
-from distilforge.plugins.students.tfidf import predictions_from_logits
 from distilforge.schemas import ComponentConfig, Evaluation, Record
 
 

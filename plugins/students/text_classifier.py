@@ -35,17 +35,14 @@ from safetensors.torch import load_file, save_file
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
-from distilforge.engine.components import Prediction, Student
-from distilforge.engine.hookspecs import Register, hookimpl
-from distilforge.engine.models import compute_threads, default_encoder_dir
+from distilforge.engine.api.components import Prediction, Student
+from distilforge.engine.api.hookspecs import Register, hookimpl
+from distilforge.engine.api.toolkit import compute_threads
+from distilforge.engine.api.toolkit.predictions import predictions_from_logits, resolve_labels
+from distilforge.plugins.models.packaged import default_encoder_dir
+from distilforge.plugins.students.logreg import fit_logreg, sklearn_logits
 from distilforge.plugins.students.losses import symmetric_cross_entropy
 from distilforge.plugins.students.sklearn_state import load_logreg, save_logreg
-from distilforge.plugins.students.tfidf import (
-    fit_logreg,
-    predictions_from_logits,
-    resolve_labels,
-    sklearn_logits,
-)
 from distilforge.schemas import ComponentConfig, Record
 
 # In-process embedding cache for frozen mode: (encoder key, max_length, sha256(text)) -> vector.
@@ -323,7 +320,7 @@ class TextClassifierStudent(Student[TextClassifierConfig]):
             return np.zeros((0, dim), dtype=np.float32)
         return np.stack([_EMBED_CACHE[(key, self.config.max_length, h)] for h in hashes])
 
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
+    def text_logits(self, texts: Sequence[str]) -> np.ndarray:
         n = len(texts)
         if self.mode == "finetune":
             if self._model is None:
@@ -343,8 +340,11 @@ class TextClassifierStudent(Student[TextClassifierConfig]):
         features = self.embed(texts) if texts else None
         return sklearn_logits(self._clf, self._single_label, features, self.labels, n)
 
+    def logits(self, records: Sequence[Record]) -> np.ndarray:
+        return self.text_logits([r.input for r in records])
+
     def predict(self, records: Sequence[Record]) -> list[Prediction]:
-        return predictions_from_logits(self.logits([r.input for r in records]), self.labels)
+        return predictions_from_logits(self.logits(records), self.labels)
 
     # ------------------------------------------------------------------ checkpoint
 

@@ -17,8 +17,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from distilforge.engine.components import Teacher
-from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.engine.api.components import Teacher
+from distilforge.engine.api.hookspecs import Register, hookimpl
 from distilforge.schemas import Completion, ComponentConfig, TeacherRequest, content_hash
 
 

@@ -22,10 +22,11 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from distilforge.engine.components import Teacher
-from distilforge.engine.hookspecs import Register, hookimpl
-from distilforge.engine.models import teacher_model_path
-from distilforge.engine.presets import check_model_reference
+from distilforge.engine.api.components import Teacher
+from distilforge.engine.api.hookspecs import Register, hookimpl
+from distilforge.engine.api.toolkit.completions import error_completion
+from distilforge.plugins.models.packaged import teacher_model_path
+from distilforge.plugins.models.presets import check_model_reference
 from distilforge.schemas import Completion, ComponentConfig, TeacherRequest
 from distilforge.schemas.records import TokenLogprob
 
@@ -92,7 +93,7 @@ class TransformersTeacher(Teacher[TransformersTeacherConfig]):
 
         cfg = self.config
         if cfg.model is None:
-            from distilforge.engine.models import default_teacher_dir
+            from distilforge.plugins.models.packaged import default_teacher_dir
 
             self._model_path = str(default_teacher_dir())
         device = cfg.device
@@ -194,16 +195,12 @@ class TransformersTeacher(Teacher[TransformersTeacherConfig]):
                 except Exception as exc:
                     log.warning("transformers generate failed: %s", exc)
                     for request, index, _ in batch:
-                        yield Completion(
-                            request_id=request.id,
-                            sample_index=index,
-                            error=f"{type(exc).__name__}: {exc}",
-                            model=self.model_id,
+                        yield from error_completion(
+                            request, f"{type(exc).__name__}: {exc}", model=self.model_id, indices=[index]
                         )
 
     def _errors(self, request: TeacherRequest, message: str) -> Iterator[Completion]:
-        for index in range(request.sampling.n):
-            yield Completion(request_id=request.id, sample_index=index, error=message, model=self.model_id)
+        yield from error_completion(request, message, model=self.model_id)
 
     def _generate(self, batch: Sequence[tuple[TeacherRequest, int, list[int]]]) -> Iterator[Completion]:
         import torch

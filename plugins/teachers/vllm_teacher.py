@@ -23,10 +23,11 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from distilforge.engine.components import Teacher
-from distilforge.engine.hookspecs import Register, hookimpl
-from distilforge.engine.models import teacher_model_path
-from distilforge.engine.presets import check_model_reference
+from distilforge.engine.api.components import Teacher
+from distilforge.engine.api.hookspecs import Register, hookimpl
+from distilforge.engine.api.toolkit.completions import error_completion
+from distilforge.plugins.models.packaged import teacher_model_path
+from distilforge.plugins.models.presets import check_model_reference
 from distilforge.schemas import Completion, ComponentConfig, TeacherRequest
 from distilforge.schemas.records import TokenLogprob
 
@@ -238,7 +239,7 @@ class VLLMTeacher(Teacher[VLLMTeacherConfig]):
     def _start(self) -> Any:
         cfg = self.config
         if cfg.model is None:
-            from distilforge.engine.models import default_teacher_dir
+            from distilforge.plugins.models.packaged import default_teacher_dir
 
             self._model_path = str(default_teacher_dir())
         # vLLM configures its logger on import: its INFO lines and per-call warnings would
@@ -398,8 +399,7 @@ class VLLMTeacher(Teacher[VLLMTeacherConfig]):
     def _errors(self, request: TeacherRequest, exc: BaseException) -> Iterator[Completion]:
         message = f"{type(exc).__name__}: {exc}"
         log.warning("vLLM request %s failed: %s", request.id, message)
-        for index in range(request.sampling.n):
-            yield Completion(request_id=request.id, sample_index=index, error=message, model=self.model_id)
+        yield from error_completion(request, message, model=self.model_id)
 
     def _completions(self, request: TeacherRequest, output: Any) -> Iterator[Completion]:
         s = request.sampling

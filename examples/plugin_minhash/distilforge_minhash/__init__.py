@@ -15,12 +15,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from distilforge.engine.components import Filter
-from distilforge.engine.hookspecs import Register, hookimpl
+from distilforge.engine.api import Filter, Register, hookimpl
 from distilforge.schemas import ComponentConfig, Record
 from distilforge_minhash.minhash import LSHIndex, MinHasher, shingles
 
-DISTILFORGE_HOOKSPEC_VERSION = "1.0"
+DISTILFORGE_HOOKSPEC_VERSION = "2.0"
 
 
 class MinHashDedupConfig(ComponentConfig):

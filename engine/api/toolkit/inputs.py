@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from distilforge.engine.errors import DistilforgeError
+from distilforge.engine.api.errors import DistilforgeError
 
 
 class InputFileError(DistilforgeError):
