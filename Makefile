@@ -58,6 +58,7 @@ lint: setup
 	$(BIN)/ruff check engine schemas plugins tests bench examples testing
 	$(BIN)/ruff format --check engine schemas plugins tests bench examples testing
 	$(BIN)/mypy engine schemas
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs
