@@ -255,11 +255,14 @@ def test_finetune_sce_loss_trains() -> None:
 def test_plugin_registration() -> None:
     from distilforge.engine.plugin_manager import DEFAULT_PLUGINS, build_plugin_manager
     from distilforge.engine.registry import collect_registry
-    from distilforge.plugins.students import text_classifier, tfidf
+    from distilforge.plugins.students import catalogue, text_classifier, tfidf
 
-    assert all(m.__name__ in DEFAULT_PLUGINS for m in (tfidf, text_classifier))
+    assert catalogue.__name__ in DEFAULT_PLUGINS
     registry = collect_registry(build_plugin_manager(load_entrypoints=False))
-    assert {"tfidf-logreg", "text-classifier"} <= set(registry.names("student"))
+    assert {"tfidf-logreg", "text-classifier", "causal-lm", "tabular"} <= set(registry.names("student"))
+    assert isinstance(registry.build("student", tfidf.TfidfLogregConfig()), tfidf.TfidfLogregStudent)
+    student = registry.build("student", text_classifier.TextClassifierConfig())
+    assert isinstance(student, text_classifier.TextClassifierStudent)
     student = registry.build("student", TextClassifierConfig(mode="frozen"))
     assert isinstance(student, TextClassifierStudent)
 

@@ -34,12 +34,8 @@ from distilforge.engine.api.errors import DistilforgeError, TeacherUnavailable
 from distilforge.engine.api.toolkit.secrets import secret_forms
 from distilforge.engine.build import Engine
 from distilforge.engine.runner import start_run
-from distilforge.plugins.teachers.openai_teacher import (
-    OpenAITeacher,
-    OpenAITeacherConfig,
-    parse_retry_after,
-    register_teachers,
-)
+from distilforge.plugins.teachers.openai_config import register_teachers
+from distilforge.plugins.teachers.openai_teacher import OpenAITeacher, OpenAITeacherConfig, parse_retry_after
 from distilforge.schemas import ChatMessage, Completion, SamplingParams, TeacherRequest
 from distilforge.testing.vllm_server import VLLMServer
 
@@ -260,8 +256,10 @@ def by_id(completions: list[Completion]) -> dict[str, Completion]:
 def test_registers_openai_teacher() -> None:
     registered: list[tuple[type, Any]] = []
     register_teachers(register=lambda cls, factory: registered.append((cls, factory)))
-    assert registered == [(OpenAITeacherConfig, OpenAITeacher)]
-    teacher = OpenAITeacher(OpenAITeacherConfig(model="tiny", base_url="http://127.0.0.1:8123/v1/"))
+    [(config_cls, factory)] = registered
+    assert config_cls is OpenAITeacherConfig
+    teacher = factory(OpenAITeacherConfig(model="tiny", base_url="http://127.0.0.1:8123/v1/"))
+    assert isinstance(teacher, OpenAITeacher)
     assert teacher.model_id == "openai:127.0.0.1/tiny"
     assert teacher.config.base_url == "http://127.0.0.1:8123/v1"
 

@@ -28,7 +28,6 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from distilforge.engine.api.components import Dataset, DatasetSplits
@@ -81,6 +80,8 @@ def load_feature_file(path: Path) -> FeatureFile:
             f"feature file not found: {path}; write one next to the table (see the 'table' dataset docs) "
             "or set dataset.features"
         )
+    import yaml  # only when a table is loaded: every command's start-up imports this module
+
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         return FeatureFile.model_validate(raw)

@@ -9,8 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from distilforge.plugins.students.tabular import target_attribution
-
 
 def _unit(values: Sequence[float]) -> np.ndarray:
     v = np.asarray(values, dtype=np.float64)
@@ -81,6 +79,8 @@ def attribution_section(
         "",
     ]
     for label, scores in elicited.items():
+        from distilforge.plugins.students.tabular import target_attribution  # torch: only when reporting
+
         target = _unit(target_attribution(scores["mean"]))
         bars = {"target s'/‖s'‖": target}
         if plain is not None and label in plain:

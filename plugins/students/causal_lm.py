@@ -42,23 +42,20 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from distilforge.engine.api.components import Prediction, Student
-from distilforge.engine.api.hookspecs import Register, hookimpl
 from distilforge.engine.api.toolkit import compute_threads
+from distilforge.plugins.students.catalogue import CausalLMConfig
 from distilforge.plugins.students.losses import symmetric_cross_entropy
-from distilforge.schemas import ComponentConfig, Evaluation, Record, RecordResult
+from distilforge.schemas import Evaluation, Record, RecordResult
 
-DEFAULT_SYSTEM_PROMPT = "Solve the math word problem step by step. End with a line '#### <number>'."
-DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DEFAULT_LR = {"full": 3e-5, "lora": 5e-4}
 
 _FINAL = re.compile(r"####\s*\$?\s*(-?[\d,]*\.?\d+)")
@@ -160,44 +157,6 @@ def lora_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 # --------------------------------------------------------------------------- config
-
-
-class CausalLMConfig(ComponentConfig):
-    type: Literal["causal-lm"] = "causal-lm"
-    model: str | None = Field(
-        None, description="HF causal-LM directory (or cached hub name); None = the embedded SmolLM2-135M-Instruct"
-    )
-    mode: Literal["full", "lora"] = "lora"
-    lora_r: int = Field(16, ge=1)
-    lora_alpha: float = Field(32.0, gt=0.0)
-    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    lora_targets: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_LORA_TARGETS), description="names of the Linear layers to adapt"
-    )
-    epochs: int = Field(3, ge=1)
-    lr: float | None = Field(None, gt=0.0, description="None = 5e-4 for lora, 3e-5 for full")
-    batch_size: int = Field(8, ge=1, description="examples per optimizer step")
-    micro_batch_size: int = Field(4, ge=1, description="examples per forward/backward (gradient accumulation)")
-    weight_decay: float = Field(0.0, ge=0.0)
-    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
-    max_grad_norm: float = Field(1.0, gt=0.0)
-    loss: Literal["ce", "sce"] = Field("ce", description="sce: symmetric cross-entropy over the answer tokens")
-    sce_alpha: float = Field(0.1, ge=0.0, description="CE weight of the symmetric loss (GOLD: 0.1 for generation)")
-    sce_beta: float = Field(1.0, ge=0.0, description="reverse-CE weight of the symmetric loss")
-    max_length: int = Field(512, ge=16, description="prompt + answer tokens; longer examples lose the answer's end")
-    prompt_format: Literal["chat", "plain"] = Field(
-        "chat", description="chat: the tokenizer's chat template; plain: 'Question: ...\\nAnswer: ...'"
-    )
-    system_prompt: str | None = Field(DEFAULT_SYSTEM_PROMPT, description="chat format only; None = no system line")
-    max_new_tokens: int = Field(192, ge=1, description="generation budget per answer when predicting")
-    predict_batch_size: int = Field(16, ge=1)
-    stop_after_final_answer: bool = Field(True, description="stop a row after its '#### <number>' line")
-    compute_dtype: Literal["float32", "bfloat16"] = Field(
-        "float32",
-        description="bfloat16: autocast matmuls (faster on CPUs with AVX512-BF16/AMX; weights stay float32)",
-    )
-    device: Literal["cpu"] = "cpu"
-    threads: int | None = Field(2, ge=1, description="torch intra-op threads while training/predicting")
 
 
 @dataclass
@@ -684,8 +643,3 @@ class CausalLMStudent(Student[CausalLMConfig]):
             memo: dict[int, Any] = {id(t): t for t in (*base.parameters(), *base.buffers())}
             return copy.deepcopy(base, memo)
         return copy.deepcopy(base)
-
-
-@hookimpl
-def register_students(register: Register) -> None:
-    register(CausalLMConfig, CausalLMStudent)

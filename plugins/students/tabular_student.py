@@ -12,31 +12,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
 from sklearn.metrics import f1_score, roc_auc_score
 
 from distilforge.engine.api.components import Prediction, Student
-from distilforge.engine.api.hookspecs import Register, hookimpl
 from distilforge.engine.api.toolkit.predictions import predictions_from_logits
+from distilforge.plugins.students.catalogue import TabularStudentConfig
 from distilforge.plugins.students.tabular import LAATClassifier, build_model
-from distilforge.schemas import ComponentConfig, Evaluation, Record
-
-
-class TabularStudentConfig(ComponentConfig):
-    type: Literal["tabular"] = "tabular"
-    model: Literal["logreg", "mlp"] = "logreg"
-    hidden: int = Field(100, ge=1, description="mlp: hidden units")
-    gamma: float = Field(100.0, ge=0.0, description="weight of the attribution-alignment term (LAAT)")
-    attribution: Literal["gradient", "input_x_gradient", "integrated_gradients"] = Field(
-        "gradient", description="how the student's attribution is computed; gradient = batch-mean gradient"
-    )
-    ig_steps: int = Field(10, ge=1, description="integrated_gradients: steps from the zero baseline")
-    lr: float = Field(1e-2, gt=0.0, description="Adam learning rate")
-    epochs: int = Field(200, ge=1, description="full-batch epochs")
+from distilforge.schemas import Evaluation, Record
 
 
 def feature_matrix(records: Sequence[Record]) -> np.ndarray:
@@ -189,8 +174,3 @@ class TabularStudent(Student[TabularStudentConfig]):
         estimator.target_attribution_ = None if target is None else np.asarray(target)
         estimator.loss_curve_ = state["loss_curve"]
         self.estimator = estimator
-
-
-@hookimpl
-def register_students(register: Register) -> None:
-    register(TabularStudentConfig, TabularStudent)

@@ -25,25 +25,24 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from safetensors.torch import load_file, save_file
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 from distilforge.engine.api.components import Prediction, Student
-from distilforge.engine.api.hookspecs import Register, hookimpl
 from distilforge.engine.api.toolkit import compute_threads
 from distilforge.engine.api.toolkit.predictions import predictions_from_logits, resolve_labels
 from distilforge.plugins.models.packaged import default_encoder_dir
+from distilforge.plugins.students.catalogue import TextClassifierConfig
 from distilforge.plugins.students.logreg import fit_logreg, sklearn_logits
 from distilforge.plugins.students.losses import symmetric_cross_entropy
 from distilforge.plugins.students.sklearn_state import load_logreg, save_logreg
-from distilforge.schemas import ComponentConfig, Record
+from distilforge.schemas import Record
 
 # In-process embedding cache for frozen mode: (encoder key, max_length, sha256(text)) -> vector.
 # The LLM2LLM loop re-trains on a growing pool; only the new texts are embedded each round.
@@ -64,43 +63,6 @@ def state_fingerprint(module: nn.Module) -> str:
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
         digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
-
-
-class TextClassifierConfig(ComponentConfig):
-    type: Literal["text-classifier"] = "text-classifier"
-    encoder: str | None = Field(
-        None, description="HF encoder directory or (cached) hub name; default: the packaged all-MiniLM-L6-v2"
-    )
-    mode: Literal["finetune", "frozen"] = "finetune"
-    labels: list[str] | None = Field(None, description="label order; default: sorted training targets")
-    loss: Literal["ce", "sce"] = "ce"
-    sce_alpha: float = Field(
-        0.01, ge=0.0, description="CE weight of the symmetric loss (GOLD: 0.01 for classification)"
-    )
-    sce_beta: float = Field(1.0, ge=0.0, description="reverse-CE weight of the symmetric loss")
-    # finetune mode
-    epochs: int = Field(8, ge=1)
-    lr: float = Field(1e-4, gt=0.0, description="encoder learning rate")
-    head_lr: float = Field(2e-3, gt=0.0, description="learning rate of the freshly initialised head")
-    batch_size: int = Field(16, ge=1)
-    max_length: int = Field(64, ge=8, description="tokens per input (longer inputs are truncated)")
-    weight_decay: float = Field(0.01, ge=0.0)
-    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    max_grad_norm: float = Field(1.0, gt=0.0)
-    freeze_embeddings: bool = Field(
-        True,
-        description="keep the token-embedding matrix fixed: it is half of MiniLM's weights, so this"
-        " halves optimizer time and memory, and a few hundred sentences cannot train it usefully",
-    )
-    # frozen mode
-    C: float = Field(10.0, gt=0.0, description="frozen mode: inverse L2 strength of the head")
-    max_iter: int = Field(2000, ge=10, description="frozen mode: optimiser iterations of the head")
-    class_weight: Literal["balanced"] | None = Field(None, description="frozen mode, loss ce")
-    # runtime
-    device: Literal["cpu"] = "cpu"
-    threads: int | None = Field(2, ge=1, description="torch intra-op threads while training/predicting")
-    predict_batch_size: int = Field(64, ge=1)
 
 
 class _Classifier(nn.Module):
@@ -404,8 +366,3 @@ class TextClassifierStudent(Student[TextClassifierConfig]):
             self._head = head
         else:
             self._clf, self._single_label = load_logreg(path)
-
-
-@hookimpl
-def register_students(register: Register) -> None:
-    register(TextClassifierConfig, TextClassifierStudent)

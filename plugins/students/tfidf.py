@@ -9,32 +9,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import Field
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from distilforge.engine.api.components import Prediction, Student
-from distilforge.engine.api.hookspecs import Register, hookimpl
 from distilforge.engine.api.toolkit.predictions import predictions_from_logits, resolve_labels
+from distilforge.plugins.students.catalogue import TfidfLogregConfig
 from distilforge.plugins.students.logreg import fit_logreg, sklearn_logits
 from distilforge.plugins.students.sklearn_state import load_logreg, load_tfidf, save_logreg, save_tfidf
-from distilforge.schemas import ComponentConfig, Record
+from distilforge.schemas import Record
 
 # --------------------------------------------------------------------------- the student
-
-
-class TfidfLogregConfig(ComponentConfig):
-    type: Literal["tfidf-logreg"] = "tfidf-logreg"
-    labels: list[str] | None = Field(None, description="label order; default: sorted training targets")
-    ngram_max: int = Field(2, ge=1, le=5, description="word n-grams 1..ngram_max")
-    min_df: int = Field(1, ge=1)
-    sublinear_tf: bool = True
-    C: float = Field(10.0, gt=0.0, description="inverse L2 strength; small data wants weak regularisation")
-    max_iter: int = Field(2000, ge=10)
-    class_weight: Literal["balanced"] | None = None
 
 
 class TfidfLogregStudent(Student[TfidfLogregConfig]):
@@ -101,8 +88,3 @@ class TfidfLogregStudent(Student[TfidfLogregConfig]):
         self.labels = list(meta["labels"])
         self.vectorizer = load_tfidf(self._new_vectorizer(), path)
         self.clf, self.single_label = load_logreg(path)
-
-
-@hookimpl
-def register_students(register: Register) -> None:
-    register(TfidfLogregConfig, TfidfLogregStudent)

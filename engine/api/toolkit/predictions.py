@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import logsumexp
 
 from distilforge.engine.api.components import Prediction
 from distilforge.schemas import Record
@@ -54,7 +53,7 @@ def free_energy(logits: np.ndarray, temperature: float = 1.0, mask: np.ndarray |
     if temperature <= 0:
         raise ValueError("temperature must be > 0")
     x = np.asarray(logits, dtype=np.float64)
-    energy = -temperature * logsumexp(x / temperature, axis=-1)
+    energy = -temperature * _logsumexp(x / temperature)
     if x.ndim == 2:
         if mask is not None:
             raise ValueError("mask applies to per-token logits [N, S, V] only")
@@ -68,3 +67,10 @@ def free_energy(logits: np.ndarray, temperature: float = 1.0, mask: np.ndarray |
     total = np.where(weights > 0, energy, 0.0).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, total / counts, np.nan)
+
+
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    """``log(sum(exp(x)))`` over the last axis, computed without overflow."""
+    top = x.max(axis=-1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    return np.log(np.exp(x - top).sum(axis=-1)) + top[..., 0]
