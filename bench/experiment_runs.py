@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from distilforge.schemas import RunLayout
+
 ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).with_name("distilforge"))
 
@@ -23,13 +25,13 @@ def run_config(config: dict[str, Any], out: Path) -> list[dict[str, Any]]:
     config_path = out / f"{config['name']}.yaml"
     config_path.write_text(yaml.safe_dump({**config, "output_dir": str(out)}))
     run_dir = out / config["name"]
-    manifest = run_dir / "manifest.json"
+    manifest = RunLayout(run_dir).manifest
     status = json.loads(manifest.read_text())["status"] if manifest.exists() else None
     if status != "completed":
         command = ["resume", str(run_dir)] if status else ["run", str(config_path)]
         subprocess.run([CLI, *command], check=True, stdout=subprocess.DEVNULL)
-    rounds = sorted((run_dir / "rounds").iterdir(), key=lambda d: int(d.name))
-    return [json.loads((d / "metrics.json").read_text()) for d in rounds]
+    layout = RunLayout(run_dir)
+    return [json.loads(layout.metrics(r).read_text()) for r in layout.rounds()]
 
 
 def mean_sd(values: list[float]) -> str:

@@ -31,6 +31,7 @@ from sklearn.metrics import roc_auc_score
 from distilforge.engine.api.toolkit.predictions import free_energy
 from distilforge.plugins.datasets.builtin import RottenTomatoes, RottenTomatoesConfig, load_rotten_tomatoes
 from distilforge.plugins.students.text_classifier import TextClassifierConfig, TextClassifierStudent
+from distilforge.schemas import RunLayout
 
 LABELS = ["negative", "positive"]
 STUDENT = {"type": "text-classifier", "mode": "frozen"}
@@ -66,9 +67,10 @@ def config(args: argparse.Namespace, seed: int, feedback: bool) -> dict[str, Any
 
 
 def final_student(run_dir: Path) -> TextClassifierStudent:
-    last = max((d for d in (run_dir / "rounds").iterdir() if (d / "student").exists()), key=lambda d: int(d.name))
+    layout = RunLayout(run_dir)
+    last = layout.student(max(r for r in layout.rounds() if layout.student(r).exists()))
     student = TextClassifierStudent(TextClassifierConfig.model_validate(STUDENT))
-    student.load(last / "student")
+    student.load(last)
     return student
 
 

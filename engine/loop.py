@@ -143,7 +143,7 @@ class RoundLoop:
             metrics["train_stats"] = stats
             metrics["train_seconds"] = round(time.perf_counter() - started, 2)
             metrics["trained"] = True
-            ctx.student.save(store.round_dir(r) / "student")
+            ctx.student.save(store.layout.student(r))
             self._student_round = r
             self._save_partial_metrics(r, metrics)
             store.mark(r, "train")
@@ -352,15 +352,15 @@ class RoundLoop:
 
     def _load_student(self, r: int) -> None:
         """Load the checkpoint the student of round ``r`` is: that of the last round that trained."""
-        trained = next(t for t in range(r, -1, -1) if (self.store.round_dir(t) / "student").exists())
+        trained = next(t for t in range(r, -1, -1) if self.store.layout.student(t).exists())
         if self._student_round != trained:
-            self.ctx.student.load(self.store.round_dir(trained) / "student")
+            self.ctx.student.load(self.store.layout.student(trained))
             self._student_round = trained
 
     def _drop_old_checkpoints(self, r: int) -> None:
         for older in range(r):
-            shutil.rmtree(self.store.run_dir / "rounds" / str(older) / "student", ignore_errors=True)
+            shutil.rmtree(self.store.layout.student(older), ignore_errors=True)
 
     def _metrics(self, r: int) -> dict[str, Any]:
-        path = self.store.round_dir(r) / "metrics.json"
+        path = self.store.layout.metrics(r)
         return self.store.load_json(r, "metrics.json") if path.exists() else {"round": r}

@@ -11,15 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from distilforge.engine.api.toolkit.files import atomic_write_text
+from distilforge.schemas import RunLayout
 
 
 def load_round_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    rounds_dir = Path(run_dir) / "rounds"
-    out = []
-    if rounds_dir.exists():
-        for path in sorted(rounds_dir.glob("*/metrics.json"), key=lambda p: int(p.parent.name)):
-            out.append(json.loads(path.read_text()))
-    return out
+    layout = RunLayout(run_dir)
+    paths = (layout.metrics(r) for r in layout.rounds())
+    return [json.loads(path.read_text()) for path in paths if path.exists()]
 
 
 def _acc(m: dict[str, Any], split: str) -> float | None:
@@ -83,8 +81,9 @@ def write_report(run_dir: Path) -> Path:
     from distilforge.engine.teacher_baseline import load_teacher_baseline
 
     run_dir = Path(run_dir)
+    layout = RunLayout(run_dir)
     metrics = load_round_metrics(run_dir)
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest = json.loads(layout.manifest.read_text())
     filters = sorted({name for m in metrics for name in (m.get("rejected") or {})})
     judged = any("judge" in (m.get("usage") or {}) for m in metrics)
     lines = [
@@ -127,7 +126,7 @@ def write_report(run_dir: Path) -> Path:
             row.append(f"{int(judge['samples_requested'])} ({int(judge['samples_new'])})" if judge else None)
         lines.append("| " + " | ".join(cell(v) for v in row) + " |")
     if metrics:
-        plot_accuracy(metrics, run_dir / "accuracy.png", baseline)
+        plot_accuracy(metrics, layout.accuracy_plot, baseline)
         lines += ["", "![accuracy per round](accuracy.png)", ""]
     lines += [
         "",
@@ -136,8 +135,8 @@ def write_report(run_dir: Path) -> Path:
         "",
     ]
     # sections that plugins wrote into <run>/report/ (markdown, links relative to the run directory)
-    for section in sorted((run_dir / "report").glob("*.md")):
+    for section in sorted(layout.report_sections.glob("*.md")):
         lines += [section.read_text(encoding="utf-8").rstrip(), ""]
-    path = run_dir / "report.md"
+    path = layout.report
     atomic_write_text(path, "\n".join(lines))
     return path

@@ -16,12 +16,13 @@ from typing import Any
 from distilforge.engine.api.context import RunContext
 from distilforge.engine.api.toolkit.files import atomic_write_text
 from distilforge.engine.api.toolkit.labelling import combine_votes, label_requests
+from distilforge.schemas import RunLayout
 
-FILE = "teacher_baseline.json"
+FILE = RunLayout(Path(".")).teacher_baseline.name
 
 
 def load_teacher_baseline(run_dir: Path) -> dict[str, Any] | None:
-    path = Path(run_dir) / FILE
+    path = RunLayout(run_dir).teacher_baseline
     if not path.is_file():
         return None
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
@@ -65,5 +66,5 @@ def run_teacher_baseline(ctx: RunContext) -> dict[str, Any] | None:
         "usage": ctx.usage.pop("teacher-baseline", {}),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    atomic_write_text(ctx.run_dir / FILE, json.dumps(result, indent=2) + "\n")
+    atomic_write_text(ctx.layout.teacher_baseline, json.dumps(result, indent=2) + "\n")
     return result

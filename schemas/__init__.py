@@ -1,6 +1,7 @@
 """Pydantic models shared by the engine and every plugin: records, completions, evaluations, config."""
 
 from distilforge.schemas.config import ComponentConfig, ExecutorConfig, RunConfig, RunSettings
+from distilforge.schemas.layout import RunLayout
 from distilforge.schemas.records import (
     SCHEMA_VERSION,
     ChatMessage,
@@ -29,6 +30,7 @@ __all__ = [
     "RecordResult",
     "Reject",
     "RunConfig",
+    "RunLayout",
     "RunSettings",
     "SamplingParams",
     "TeacherRequest",

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
+from distilforge.schemas import RunLayout
 from distilforge.testing import components
 from distilforge.testing.data import write_tiny_dataset
 
@@ -105,21 +106,21 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 
 def read_records(run_dir: Path) -> list[dict[str, Any]]:
     """The accepted records (``records.jsonl``), seeds first."""
-    return _lines(run_dir / "records.jsonl")
+    return _lines(RunLayout(run_dir).records)
 
 
 def read_rejects(run_dir: Path) -> list[dict[str, Any]]:
     """Everything that did not become a record, with ``rejected_by`` and ``reason``."""
-    return _lines(run_dir / "rejects.jsonl")
+    return _lines(RunLayout(run_dir).rejects)
 
 
 def read_metrics(run_dir: Path, round_index: int) -> dict[str, Any]:
     """``rounds/<r>/metrics.json``: sizes, accuracies, failures, samples, accepted and rejected counts."""
-    data: dict[str, Any] = json.loads((run_dir / "rounds" / str(round_index) / "metrics.json").read_text())
+    data: dict[str, Any] = json.loads(RunLayout(run_dir).metrics(round_index).read_text())
     return data
 
 
 def read_requests(run_dir: Path, round_index: int) -> list[dict[str, Any]]:
     """The teacher requests the method built in round ``round_index``."""
-    data: list[dict[str, Any]] = json.loads((run_dir / "rounds" / str(round_index) / "requests.json").read_text())
+    data: list[dict[str, Any]] = json.loads(RunLayout(run_dir).round_file(round_index, "requests.json").read_text())
     return data

@@ -92,28 +92,13 @@ PINNED: dict[str, dict[str, str]] = {
         "train_student": "firstresult (student: Student, records: Sequence[Record], ctx: RunContext)"
         " -> dict[str, float] | None",
     },
-    "2.0": {
-        "build_prompts": "firstresult (failures: Sequence[Record], ctx: RunContext) -> list[TeacherRequest] | None",
-        "evaluate_student": "collect (student: Student, records: Sequence[Record], split: str, ctx: RunContext)"
-        " -> Evaluation | None",
-        "filter_records": "collect (records: Sequence[Record], ctx: RunContext) -> list[Verdict] | None",
-        "parse_completion": "firstresult (completion: Completion, request: TeacherRequest, ctx: RunContext)"
-        " -> list[Record] | str | None",
-        "register_commands": "collect (subparsers: CommandParsers) -> None",
-        "register_datasets": "collect (register: Register) -> None",
-        "register_filters": "collect (register: Register) -> None",
-        "register_methods": "collect (register: Register) -> None",
-        "register_scorers": "collect (register: Register) -> None",
-        "register_students": "collect (register: Register) -> None",
-        "register_teachers": "collect (register: Register) -> None",
-        "score_ood": "collect (records: Sequence[Record], ctx: RunContext) -> dict[str, dict[str, float]] | None",
-        "select_failures": "firstresult (records: Sequence[Record], evaluation: Evaluation, ctx: RunContext)"
-        " -> list[Record] | None",
-        "teacher_sample": "firstresult (requests: Sequence[TeacherRequest], ctx: TeacherContext)"
-        " -> Iterable[Completion] | None",
-        "train_student": "firstresult (student: Student, records: Sequence[Record], ctx: RunContext)"
-        " -> dict[str, float] | None",
-    },
+}
+# 2.0: teacher_sample gets a TeacherContext; register_commands is new
+PINNED["2.0"] = {
+    **PINNED["1.0"],
+    "register_commands": "collect (subparsers: CommandParsers) -> None",
+    "teacher_sample": "firstresult (requests: Sequence[TeacherRequest], ctx: TeacherContext)"
+    " -> Iterable[Completion] | None",
 }
 
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from distilforge.engine.api.components import Dataset, Filter, Method, Scorer, Student, Teacher
 from distilforge.engine.api.errors import DistilforgeError
-from distilforge.schemas import Completion, Record, RunConfig, TeacherRequest
+from distilforge.schemas import Completion, Record, RunConfig, RunLayout, TeacherRequest
 
 Samples = dict[tuple[str, int], Completion]
 
@@ -89,8 +89,14 @@ class RunContext(TeacherContext):
             raise DistilforgeError("ask_teacher works inside a run only (this context has no teacher access)")
         return self.teacher_access(self, requests, purpose=purpose, teacher=teacher)
 
+    @property
+    def layout(self) -> RunLayout:
+        """Where the run's files live (``layout.round_file(r, name)``, ``layout.report_sections``...)."""
+        return RunLayout(self.run_dir)
+
     def round_dir(self, round_index: int | None = None) -> Path:
-        path = self.run_dir / "rounds" / str(self.round if round_index is None else round_index)
+        """This round's directory (or ``round_index``'s), created if missing."""
+        path = self.layout.round_dir(self.round if round_index is None else round_index)
         path.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -41,7 +41,7 @@ from distilforge.engine.store.jsonl import (
     truncate_jsonl,
 )
 from distilforge.engine.store.lock import RunLock
-from distilforge.schemas import SCHEMA_VERSION, Record, Reject
+from distilforge.schemas import SCHEMA_VERSION, Record, Reject, RunLayout
 
 STAGES = ("train", "evaluate", "select", "generate")
 COMMITTED_FILES = ("records", "rejects")
@@ -54,7 +54,8 @@ def _now() -> str:
 class RunStore:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
-        self.lock = RunLock(self.run_dir / ".lock")
+        self.layout = RunLayout(self.run_dir)
+        self.lock = RunLock(self.layout.lock)
         self.manifest: dict[str, Any] = {}
         # sha256 of each file's committed bytes so far, carried on by every commit
         self._digests = {name: hashlib.sha256() for name in COMMITTED_FILES}
@@ -62,33 +63,33 @@ class RunStore:
     # ------------------------------------------------------------------ paths
     @property
     def manifest_path(self) -> Path:
-        return self.run_dir / "manifest.json"
+        return self.layout.manifest
 
     @property
     def config_path(self) -> Path:
-        return self.run_dir / "config.yaml"
+        return self.layout.config
 
     @property
     def records_path(self) -> Path:
-        return self.run_dir / "records.jsonl"
+        return self.layout.records
 
     @property
     def rejects_path(self) -> Path:
-        return self.run_dir / "rejects.jsonl"
+        return self.layout.rejects
 
     @property
     def test_path(self) -> Path:
-        return self.run_dir / "test.jsonl"
+        return self.layout.test
 
     def round_dir(self, round_index: int) -> Path:
-        path = self.run_dir / "rounds" / str(round_index)
+        path = self.layout.round_dir(round_index)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
     # ------------------------------------------------------------------ life cycle
     @staticmethod
     def exists(run_dir: Path) -> bool:
-        return (Path(run_dir) / "manifest.json").exists()
+        return RunLayout(run_dir).manifest.exists()
 
     def create(self, config: dict[str, Any], fingerprint: str) -> None:
         blocking = next((p for p in (self.run_dir, *self.run_dir.parents) if p.exists() and not p.is_dir()), None)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -222,7 +221,7 @@ class Laat(Method[LaatConfig]):
     def _write_report(self, ctx: RunContext, elicited: dict[str, Any], learned: dict[str, list[float]]) -> None:
         plain_path = ctx.round_dir(0) / "attributions.json"
         plain = json.loads(plain_path.read_text())["learned"] if plain_path.exists() else None
-        report_dir = Path(ctx.run_dir) / "report"
+        report_dir = ctx.layout.report_sections
         report_dir.mkdir(exist_ok=True)
         state = ctx.state.get("laat", {})
         text = attribution_section(

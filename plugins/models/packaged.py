@@ -10,8 +10,6 @@ that importing this module stays cheap.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import importlib.util
 import json
@@ -22,9 +20,11 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from distilforge.engine.api.errors import DistilforgeError
 from distilforge.plugins.models.presets import TeacherPreset, get_preset, is_preset
@@ -83,18 +83,6 @@ def is_prepared(path: Path) -> bool:
     except (OSError, ValueError):
         return False
     return bool(info.get("format") == CONVERSION_FORMAT and (path / "config.json").is_file())
-
-
-@contextlib.contextmanager
-def _exclusive_lock(lock_path: Path) -> Iterator[None]:
-    """An advisory inter-process lock, so two processes never convert at the same time."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 # --------------------------------------------------------------------------- teacher presets
@@ -156,7 +144,8 @@ def prepare_teacher(name: str, *, force: bool = False, log: Callable[[str], None
     if not force and is_prepared(target):
         return target
     stem = preset.directory_name
-    with _exclusive_lock(models_dir() / f".{stem}.lock"):
+    # one converter at a time across processes; flock-based, so a killed converter leaves no stale lock
+    with FileLock(models_dir() / f".{stem}.lock"):
         if not force and is_prepared(target):  # another process finished it while we waited
             return target
         for stale in models_dir().glob(f".{stem}.tmp-*"):

@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
-import json
 import math
 import re
 import time
@@ -52,6 +51,7 @@ from torch import nn
 
 from distilforge.engine.api.components import Prediction, Student
 from distilforge.engine.api.toolkit import compute_threads
+from distilforge.engine.api.toolkit.training import read_checkpoint_header, warmup_linear_decay, write_checkpoint_header
 from distilforge.plugins.students.catalogue import CausalLMConfig
 from distilforge.plugins.students.losses import symmetric_cross_entropy
 from distilforge.schemas import Evaluation, Record, RecordResult
@@ -399,14 +399,7 @@ class CausalLMStudent(Student[CausalLMConfig]):
         n = len(examples)
         steps_per_epoch = math.ceil(n / cfg.batch_size)
         total = steps_per_epoch * cfg.epochs
-        warmup = int(total * cfg.warmup_ratio)
-
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            return max(0.0, (total - step) / max(1, total - warmup))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(total, cfg.warmup_ratio))
         params = [p for _, p in trainable]
         model.train()
         epoch_loss, tokens = 0.0, 0
@@ -586,12 +579,7 @@ class CausalLMStudent(Student[CausalLMConfig]):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         model = self.model
-        meta: dict[str, Any] = {
-            "type": self.config.type,
-            "mode": self.mode,
-            "base_model": self._base_path,
-            "config": self.config.model_dump(mode="json"),
-        }
+        meta: dict[str, Any] = {"mode": self.mode, "base_model": self._base_path}
         if self.mode == "lora":
             # Only the adapters; the base is named by path and checked by fingerprint on load.
             meta["base_fingerprint"] = self.base_state_fingerprint()
@@ -600,13 +588,11 @@ class CausalLMStudent(Student[CausalLMConfig]):
         else:
             model.save_pretrained(path / "model")
             self.tokenizer.save_pretrained(path / "model")
-        (path / "student.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        write_checkpoint_header(path, self, **meta)
 
     def load(self, path: Path) -> None:
         path = Path(path)
-        meta = json.loads((path / "student.json").read_text(encoding="utf-8"))
-        if meta.get("type") != self.config.type:
-            raise ValueError(f"{path} holds a {meta.get('type')!r} checkpoint, not {self.config.type!r}")
+        meta = read_checkpoint_header(path, self)
         saved = CausalLMConfig.model_validate(meta["config"])
         self.mode = meta["mode"]
         self._model = None

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ from torch import nn
 from distilforge.engine.api.components import Prediction, Student
 from distilforge.engine.api.toolkit import compute_threads
 from distilforge.engine.api.toolkit.predictions import predictions_from_logits, resolve_labels
+from distilforge.engine.api.toolkit.training import read_checkpoint_header, warmup_linear_decay, write_checkpoint_header
 from distilforge.plugins.models.packaged import default_encoder_dir
 from distilforge.plugins.students.catalogue import TextClassifierConfig
 from distilforge.plugins.students.logreg import fit_logreg, sklearn_logits
@@ -186,14 +186,7 @@ class TextClassifierStudent(Student[TextClassifierConfig]):
         n = len(texts)
         steps_per_epoch = math.ceil(n / cfg.batch_size)
         total = steps_per_epoch * cfg.epochs
-        warmup = int(total * cfg.warmup_ratio)
-
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            return max(0.0, (total - step) / max(1, total - warmup))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(total, cfg.warmup_ratio))
         model.train()
         epoch_loss = 0.0
         for _ in range(cfg.epochs):
@@ -314,12 +307,10 @@ class TextClassifierStudent(Student[TextClassifierConfig]):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         meta: dict[str, Any] = {
-            "type": self.config.type,
             "mode": self.mode,
             "loss": self.loss,
             "labels": self.labels,
             "encoder": self.encoder_path,
-            "config": self.config.model_dump(mode="json"),
         }
         if self.mode == "finetune":
             if self._model is None:
@@ -335,15 +326,13 @@ class TextClassifierStudent(Student[TextClassifierConfig]):
                 save_file({k: v.contiguous() for k, v in self._head.state_dict().items()}, path / "head.safetensors")
             else:
                 save_logreg(self._clf, self._single_label, path)
-        (path / "student.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        write_checkpoint_header(path, self, **meta)
 
     def load(self, path: Path) -> None:
         from transformers import AutoModel, AutoTokenizer
 
         path = Path(path)
-        meta = json.loads((path / "student.json").read_text(encoding="utf-8"))
-        if meta.get("type") != self.config.type:
-            raise ValueError(f"{path} holds a {meta.get('type')!r} checkpoint, not {self.config.type!r}")
+        meta = read_checkpoint_header(path, self)
         self.mode, self.loss, self.labels = meta["mode"], meta["loss"], list(meta["labels"])
         self._model, self._clf, self._head, self._single_label = None, None, None, None
         if self.mode == "finetune":

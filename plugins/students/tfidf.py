@@ -6,7 +6,6 @@ exposes logits (the ``decision_function`` per label) so energy scoring works wit
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 
 from distilforge.engine.api.components import Prediction, Student
 from distilforge.engine.api.toolkit.predictions import predictions_from_logits, resolve_labels
+from distilforge.engine.api.toolkit.training import read_checkpoint_header, write_checkpoint_header
 from distilforge.plugins.students.catalogue import TfidfLogregConfig
 from distilforge.plugins.students.logreg import fit_logreg, sklearn_logits
 from distilforge.plugins.students.sklearn_state import load_logreg, load_tfidf, save_logreg, save_tfidf
@@ -77,14 +77,11 @@ class TfidfLogregStudent(Student[TfidfLogregConfig]):
             raise RuntimeError("tfidf-logreg: nothing to save, train first")
         save_tfidf(self.vectorizer, path)
         save_logreg(self.clf, self.single_label, path)
-        meta = {"type": self.config.type, "labels": self.labels, "config": self.config.model_dump(mode="json")}
-        (path / "student.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        write_checkpoint_header(path, self, labels=self.labels)
 
     def load(self, path: Path) -> None:
         path = Path(path)
-        meta = json.loads((path / "student.json").read_text(encoding="utf-8"))
-        if meta.get("type") != self.config.type:
-            raise ValueError(f"{path} holds a {meta.get('type')!r} checkpoint, not {self.config.type!r}")
+        meta = read_checkpoint_header(path, self)
         self.labels = list(meta["labels"])
         self.vectorizer = load_tfidf(self._new_vectorizer(), path)
         self.clf, self.single_label = load_logreg(path)
