@@ -18,7 +18,7 @@ from helpers import read_lines, write_config
 from distilforge.engine.api.errors import ConfigError, DistilforgeError, PluginError
 from distilforge.engine.api.hookspecs import hookimpl
 from distilforge.engine.build import Engine
-from distilforge.engine.loop import retry_request
+from distilforge.engine.generation import retry_request
 from distilforge.engine.runner import resume_run, start_run
 from distilforge.plugins.datasets.table import TableDataset, TableDatasetConfig
 from distilforge.plugins.methods.elicitation import (
