@@ -6,7 +6,7 @@ with ``#### <number>``; a prediction is correct when that final number equals th
 
 * ``mode: full`` trains every weight; ``mode: lora`` freezes the base and trains low-rank
   adapters (``W x + (alpha / r) * B A x``, ``B`` zero-initialised) on the chosen Linear layers.
-  LoRA is implemented here (no ``peft`` dependency): :class:`LoRALinear` and :func:`add_lora`.
+  LoRA is our own (no ``peft`` dependency): :mod:`distilforge.plugins.students.lora`.
 * The loss is the mean negative log-likelihood of the *answer* tokens (the target plus the
   closing EOS token) over the whole batch; prompt and padding positions carry the label
   ``-100`` and the LM head is only applied to the answer positions (less memory, less time).
@@ -33,13 +33,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import math
-import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -53,108 +50,12 @@ from distilforge.engine.api.components import Prediction, Student
 from distilforge.engine.api.toolkit import compute_threads
 from distilforge.engine.api.toolkit.training import read_checkpoint_header, warmup_linear_decay, write_checkpoint_header
 from distilforge.plugins.students.catalogue import CausalLMConfig
+from distilforge.plugins.students.lora import add_lora, lora_state, state_fingerprint
 from distilforge.plugins.students.losses import symmetric_cross_entropy
+from distilforge.plugins.students.math_answers import FINAL_LINE, answers_match, final_answer
 from distilforge.schemas import Evaluation, Record, RecordResult
 
 DEFAULT_LR = {"full": 3e-5, "lora": 5e-4}
-
-_FINAL = re.compile(r"####\s*\$?\s*(-?[\d,]*\.?\d+)")
-_NUMBER = re.compile(r"^\s*\$?\s*(-?[\d,]*\.?\d+)\s*$")
-_FINAL_LINE = re.compile(r"####\s*\$?\s*-?[\d,]*\.?\d+[^\n]*\n")
-
-
-# --------------------------------------------------------------------------- answers
-
-
-def final_answer(text: str) -> str | None:
-    """The number after the last ``####`` in ``text``, commas removed; None if there is none."""
-    matches = _FINAL.findall(text)
-    return matches[-1].replace(",", "") if matches else None
-
-
-def _number(text: str) -> Decimal | None:
-    """The final ``#### N`` of ``text``, or ``text`` itself if it is a bare number."""
-    raw = final_answer(text)
-    if raw is None:
-        bare = _NUMBER.match(text)
-        raw = bare.group(1).replace(",", "") if bare else None
-    if raw is None:
-        return None
-    try:
-        return Decimal(raw)
-    except InvalidOperation:
-        return None
-
-
-def answers_match(prediction: str, target: str) -> bool:
-    """Numeric comparison of the final answers (``1,234`` == ``1234.0``); False if either is missing."""
-    a, b = _number(prediction), _number(target)
-    return a is not None and b is not None and a == b
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def state_fingerprint(tensors: dict[str, torch.Tensor]) -> str:
-    """sha256 over named tensors (names, dtypes, shapes and bytes), in name order."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(tensors.items()):
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
-
-
-# --------------------------------------------------------------------------- LoRA
-
-
-class LoRALinear(nn.Module):
-    """``base(x) + (alpha / r) * B(A(dropout(x)))`` with a frozen ``base``; ``B`` starts at zero,
-    so a fresh adapter leaves the model's function unchanged."""
-
-    def __init__(
-        self, base: nn.Linear, r: int, alpha: float, dropout: float, generator: torch.Generator | None = None
-    ) -> None:
-        super().__init__()
-        self.base = base
-        self.r = r
-        self.scaling = alpha / r
-        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, dtype=base.weight.dtype))
-        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, dtype=base.weight.dtype))
-        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5), generator=generator)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        update = F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_B)
-        return self.base(x) + update * self.scaling
-
-
-def add_lora(
-    model: nn.Module, targets: Sequence[str], r: int, alpha: float, dropout: float, generator: torch.Generator
-) -> list[str]:
-    """Wrap every ``nn.Linear`` whose attribute name is in ``targets``; return the wrapped names.
-
-    Modules are visited in ``named_modules`` order, so a seeded ``generator`` gives the same
-    adapters every time.
-    """
-    wanted = set(targets)
-    found = [
-        (name, module)
-        for name, module in model.named_modules()
-        if isinstance(module, nn.Linear) and name.rsplit(".", 1)[-1] in wanted
-    ]
-    if not found:
-        raise ValueError(f"causal-lm: no nn.Linear named any of {sorted(wanted)} in the model")
-    for name, module in found:
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, LoRALinear(module, r, alpha, dropout, generator))
-    return [name for name, _ in found]
-
-
-def lora_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: p.detach().clone() for name, p in model.named_parameters() if ".lora_" in name}
-
 
 # --------------------------------------------------------------------------- config
 
@@ -176,7 +77,7 @@ class _StopAfterAnswer:
 
     def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
         texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len :], skip_special_tokens=True)
-        return torch.tensor([bool(_FINAL_LINE.search(t)) for t in texts], dtype=torch.bool)
+        return torch.tensor([bool(FINAL_LINE.search(t)) for t in texts], dtype=torch.bool)
 
 
 class _RecordMaxLogprob:
@@ -473,7 +374,7 @@ class CausalLMStudent(Student[CausalLMConfig]):
                     ends = [k for k, t in enumerate(ids) if t in (eos, pad)]
                     length = ends[0] + (ids[ends[0]] == eos) if ends else len(ids)
                     text = tok.decode(ids[:length], skip_special_tokens=True)
-                    match = _FINAL_LINE.search(text) if cfg.stop_after_final_answer else None
+                    match = FINAL_LINE.search(text) if cfg.stop_after_final_answer else None
                     if match:
                         text = text[: match.end()]
                     steps = step_logprobs[row, :length]

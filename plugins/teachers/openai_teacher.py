@@ -45,14 +45,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import json
 import logging
 import os
 import queue
 import random
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -64,8 +62,14 @@ from distilforge.engine.api.errors import DistilforgeError
 from distilforge.engine.api.toolkit.completions import error_completion
 from distilforge.engine.api.toolkit.secrets import header_safe, scrub
 from distilforge.plugins.teachers.openai_config import RETRYABLE_STATUS, OpenAITeacherConfig
+from distilforge.plugins.teachers.openai_response import (
+    choice_token_count,
+    empty_choice,
+    parse_retry_after,
+    prompt_logprobs_of,
+    token_logprobs,
+)
 from distilforge.schemas import Completion, TeacherRequest
-from distilforge.schemas.records import TokenLogprob
 
 log = logging.getLogger("distilforge.teachers.openai")
 
@@ -95,40 +99,6 @@ class _Failure(Exception):
         self.retryable = retryable
         self.rate_limited = rate_limited
         self.retry_after = retry_after
-
-
-def parse_retry_after(headers: httpx.Headers, now: float | None = None) -> float | None:
-    """Seconds to wait from ``retry-after-ms``, or ``Retry-After`` as seconds or an HTTP date."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return max(0.0, float(raw_ms) / 1000.0)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    raw = raw.strip()
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def _empty_choice(choice: Any) -> bool:
-    """A choice that carries no answer at all: no message content or text, and no finish reason."""
-    if not isinstance(choice, dict):
-        return True
-    message = choice.get("message")
-    content = message.get("content") if isinstance(message, dict) else choice.get("text")
-    return content is None and not choice.get("finish_reason")
 
 
 class _Batch:
@@ -241,7 +211,7 @@ class _Batch:
             raise _Failure(f"bad JSON in HTTP {status} response: {exc}", retryable=True) from None
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise _Failure(f"malformed response (HTTP {status}): no 'choices' list", retryable=True)
-        if data["choices"] and all(_empty_choice(c) for c in data["choices"]):
+        if data["choices"] and all(empty_choice(c) for c in data["choices"]):
             # a model that stopped at once still says so with finish_reason "length" or content "";
             # no content at all in every choice is a server fault: retried, and never cached
             raise _Failure(f"empty completion (HTTP {status}): no content in any choice", retryable=True)
@@ -310,7 +280,9 @@ class _Batch:
         usage = data.get("usage") or {}
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         total_completion = int(usage.get("completion_tokens") or 0)
-        prompt_logprobs = _prompt_logprobs(data, choices) if call.request.sampling.prompt_logprobs is not None else None
+        prompt_logprobs = (
+            prompt_logprobs_of(data, choices) if call.request.sampling.prompt_logprobs is not None else None
+        )
 
         by_index: dict[int, dict[str, Any]] = {}
         for position, choice in enumerate(choices):
@@ -320,7 +292,7 @@ class _Batch:
 
         counted: dict[int, int] = {}
         for index, choice in by_index.items():
-            n_tokens = _choice_token_count(choice, chat)
+            n_tokens = choice_token_count(choice, chat)
             if n_tokens is not None:
                 counted[index] = n_tokens
         # Servers report completion tokens summed over the n choices. When a choice does not say
@@ -357,7 +329,7 @@ class _Batch:
                     finish_reason=choice.get("finish_reason"),
                     prompt_tokens=prompt_tokens,
                     completion_tokens=counted.get(offset, 0),
-                    logprobs=_token_logprobs(choice, chat) if call.request.sampling.logprobs is not None else None,
+                    logprobs=token_logprobs(choice, chat) if call.request.sampling.logprobs is not None else None,
                     prompt_logprobs=prompt_logprobs,
                     model=self.model_id,
                 )
@@ -392,55 +364,6 @@ class _Batch:
             async with asyncio.TaskGroup() as group:
                 for _ in range(self.config.concurrency):
                     group.create_task(worker())
-
-
-def _choice_token_count(choice: dict[str, Any], chat: bool) -> int | None:
-    token_ids = choice.get("token_ids")
-    if isinstance(token_ids, list):
-        return len(token_ids)
-    logprobs = choice.get("logprobs")
-    if isinstance(logprobs, dict):
-        items = logprobs.get("content") if chat else logprobs.get("tokens")
-        if isinstance(items, list):
-            return len(items)
-    return None
-
-
-def _token_logprobs(choice: dict[str, Any], chat: bool) -> list[TokenLogprob] | None:
-    logprobs = choice.get("logprobs")
-    if not isinstance(logprobs, dict):
-        return None
-    out: list[TokenLogprob] = []
-    if chat:
-        for item in logprobs.get("content") or []:
-            top = {t["token"]: float(t["logprob"]) for t in item.get("top_logprobs") or []}
-            out.append(TokenLogprob(token=item["token"], logprob=float(item["logprob"]), top=top))
-    else:
-        tokens = logprobs.get("tokens") or []
-        values = logprobs.get("token_logprobs") or []
-        tops = logprobs.get("top_logprobs") or []
-        for k, token in enumerate(tokens):
-            value = values[k] if k < len(values) and values[k] is not None else float("nan")
-            top = tops[k] if k < len(tops) and isinstance(tops[k], dict) else {}
-            out.append(TokenLogprob(token=token, logprob=float(value), top={t: float(v) for t, v in top.items()}))
-    return out
-
-
-def _prompt_logprobs(data: dict[str, Any], choices: list[dict[str, Any]]) -> list[float | None] | None:
-    """vLLM's prompt logprobs: per position a dict keyed by token id; pick the actual token's."""
-    source: dict[str, Any] = choices[0] if choices and choices[0].get("prompt_logprobs") else data
-    entries = source.get("prompt_logprobs")
-    token_ids = source.get("prompt_token_ids") or data.get("prompt_token_ids")
-    if not isinstance(entries, list) or not isinstance(token_ids, list):
-        return None
-    out: list[float | None] = []
-    for token_id, entry in zip(token_ids, entries, strict=False):
-        if not isinstance(entry, dict):
-            out.append(None)
-            continue
-        hit = entry.get(str(token_id))
-        out.append(float(hit["logprob"]) if isinstance(hit, dict) and "logprob" in hit else None)
-    return out
 
 
 _DONE = object()
