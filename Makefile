@@ -57,7 +57,7 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check engine schemas plugins tests bench examples testing
 	$(BIN)/ruff format --check engine schemas plugins tests bench examples testing
-	$(BIN)/mypy engine schemas
+	$(BIN)/mypy engine schemas plugins testing
 	$(BIN)/lint-imports --no-cache
 
 clean:

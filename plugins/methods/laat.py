@@ -207,11 +207,12 @@ class Laat(Method[LaatConfig]):
         }
 
     def train(self, student: Student[Any], records: Sequence[Record], ctx: RunContext) -> dict[str, float]:
-        assert isinstance(student, ScoreTakingStudent)  # check() refused any other student
+        taker = student
+        assert isinstance(taker, ScoreTakingStudent)  # check() refused any other student
         elicited = self.elicited(ctx) if ctx.round > 0 else None
-        student.set_target_scores(None if elicited is None else {k: v["mean"] for k, v in elicited.items()})
+        taker.set_target_scores(None if elicited is None else {k: v["mean"] for k, v in elicited.items()})
         stats = student.train(records, seed=ctx.seed)
-        learned = student.learned_attributions()
+        learned = taker.learned_attributions()
         record = {"features": [f["name"] for f in self.features(ctx)], "learned": learned, "elicited": elicited}
         write_artifact(ctx.round_dir() / "attributions.json", json.dumps(record, indent=1))
         if elicited is not None:
