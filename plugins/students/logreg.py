@@ -9,6 +9,9 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from distilforge.engine.api import Prediction, Record
+from distilforge.engine.api.toolkit import predictions_from_logits
+
 # Logit given to a configured label that the classifier never saw in training: far below any
 # real decision value, so its softmax probability is 0 and it never wins, yet it stays finite
 # (energy = -logsumexp(logits) is unaffected and nothing turns into NaN).
@@ -54,3 +57,19 @@ def fit_logreg(
     clf = LogisticRegression(C=c, max_iter=max_iter, class_weight=class_weight, random_state=seed)
     clf.fit(features, list(targets))
     return clf, None
+
+
+class TextLogitsMixin:
+    """``logits`` and ``predict`` of a student whose logits are a function of the input text alone
+    (put it before ``Student`` in the bases and implement ``text_logits`` and ``labels``)."""
+
+    labels: list[str]
+
+    def text_logits(self, texts: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def logits(self, records: Sequence[Record]) -> np.ndarray:
+        return self.text_logits([r.input for r in records])
+
+    def predict(self, records: Sequence[Record]) -> list[Prediction]:
+        return predictions_from_logits(self.logits(records), self.labels)

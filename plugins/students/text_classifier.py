@@ -33,13 +33,13 @@ from safetensors.torch import load_file, save_file
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
-from distilforge.engine.api.components import Prediction, Student
+from distilforge.engine.api.components import Student
 from distilforge.engine.api.toolkit import compute_threads
-from distilforge.engine.api.toolkit.predictions import predictions_from_logits, resolve_labels
+from distilforge.engine.api.toolkit.predictions import resolve_labels
 from distilforge.engine.api.toolkit.training import read_checkpoint_header, warmup_linear_decay, write_checkpoint_header
 from distilforge.plugins.models.packaged import default_encoder_dir
 from distilforge.plugins.students.catalogue import TextClassifierConfig
-from distilforge.plugins.students.logreg import fit_logreg, sklearn_logits
+from distilforge.plugins.students.logreg import TextLogitsMixin, fit_logreg, sklearn_logits
 from distilforge.plugins.students.losses import symmetric_cross_entropy
 from distilforge.plugins.students.sklearn_state import load_logreg, save_logreg
 from distilforge.schemas import Record
@@ -79,7 +79,7 @@ class _Classifier(nn.Module):
         return self.head(self.dropout(pooled))
 
 
-class TextClassifierStudent(Student[TextClassifierConfig]):
+class TextClassifierStudent(TextLogitsMixin, Student[TextClassifierConfig]):
     def __init__(self, config: TextClassifierConfig) -> None:
         super().__init__(config)
         self.labels: list[str] = []
@@ -294,12 +294,6 @@ class TextClassifierStudent(Student[TextClassifierConfig]):
             raise RuntimeError("text-classifier: predict called before train or load")
         features = self.embed(texts) if texts else None
         return sklearn_logits(self._clf, self._single_label, features, self.labels, n)
-
-    def logits(self, records: Sequence[Record]) -> np.ndarray:
-        return self.text_logits([r.input for r in records])
-
-    def predict(self, records: Sequence[Record]) -> list[Prediction]:
-        return predictions_from_logits(self.logits(records), self.labels)
 
     # ------------------------------------------------------------------ checkpoint
 

@@ -13,18 +13,18 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from distilforge.engine.api.components import Prediction, Student
-from distilforge.engine.api.toolkit.predictions import predictions_from_logits, resolve_labels
+from distilforge.engine.api.components import Student
+from distilforge.engine.api.toolkit.predictions import resolve_labels
 from distilforge.engine.api.toolkit.training import read_checkpoint_header, write_checkpoint_header
 from distilforge.plugins.students.catalogue import TfidfLogregConfig
-from distilforge.plugins.students.logreg import fit_logreg, sklearn_logits
+from distilforge.plugins.students.logreg import TextLogitsMixin, fit_logreg, sklearn_logits
 from distilforge.plugins.students.sklearn_state import load_logreg, load_tfidf, save_logreg, save_tfidf
 from distilforge.schemas import Record
 
 # --------------------------------------------------------------------------- the student
 
 
-class TfidfLogregStudent(Student[TfidfLogregConfig]):
+class TfidfLogregStudent(TextLogitsMixin, Student[TfidfLogregConfig]):
     def __init__(self, config: TfidfLogregConfig) -> None:
         super().__init__(config)
         self.labels: list[str] = []
@@ -63,12 +63,6 @@ class TfidfLogregStudent(Student[TfidfLogregConfig]):
             raise RuntimeError("tfidf-logreg: predict called before train or load")
         features = self.vectorizer.transform(list(texts)) if texts else None
         return sklearn_logits(self.clf, self.single_label, features, self.labels, len(texts))
-
-    def logits(self, records: Sequence[Record]) -> np.ndarray:
-        return self.text_logits([r.input for r in records])
-
-    def predict(self, records: Sequence[Record]) -> list[Prediction]:
-        return predictions_from_logits(self.logits(records), self.labels)
 
     def save(self, path: Path) -> None:
         path = Path(path)

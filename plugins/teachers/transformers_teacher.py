@@ -16,7 +16,6 @@ Importing this module imports neither torch nor transformers; the model loads on
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
@@ -24,7 +23,7 @@ from pydantic import Field, field_validator
 
 from distilforge.engine.api.components import Teacher
 from distilforge.engine.api.hookspecs import Register, hookimpl
-from distilforge.engine.api.toolkit.completions import error_completion
+from distilforge.engine.api.toolkit.completions import error_completion, finite_logprob
 from distilforge.plugins.models.packaged import teacher_model_path
 from distilforge.plugins.models.presets import check_model_reference
 from distilforge.schemas import Completion, ComponentConfig, TeacherRequest
@@ -54,12 +53,6 @@ class TransformersTeacherConfig(ComponentConfig):
     @classmethod
     def _known_model(cls, value: str | None) -> str | None:
         return check_model_reference(value)
-
-
-def _finite(value: float) -> float:
-    if math.isnan(value):
-        return -1e9
-    return value if math.isfinite(value) else (-1e9 if value < 0 else 1e9)
 
 
 class TransformersTeacher(Teacher[TransformersTeacherConfig]):
@@ -158,7 +151,7 @@ class TransformersTeacher(Teacher[TransformersTeacherConfig]):
             logits = self._model(input_ids=ids).logits[0].float()
         logprobs = torch.log_softmax(logits[:-1], dim=-1)
         chosen = logprobs.gather(1, ids[0, 1:].unsqueeze(1)).squeeze(1).tolist()
-        return [None, *(_finite(v) for v in chosen)]
+        return [None, *(finite_logprob(v) for v in chosen)]
 
     # ------------------------------------------------------------------ sampling
 
@@ -282,8 +275,8 @@ class TransformersTeacher(Teacher[TransformersTeacherConfig]):
             if k:
                 values, indices = torch.topk(lp, k)
                 for value, index in zip(values.tolist(), indices.tolist(), strict=True):
-                    top.setdefault(tok.decode([index]), _finite(value))
-            out.append(TokenLogprob(token=tok.decode([token]), logprob=_finite(float(lp[token])), top=top))
+                    top.setdefault(tok.decode([index]), finite_logprob(value))
+            out.append(TokenLogprob(token=tok.decode([token]), logprob=finite_logprob(float(lp[token])), top=top))
         return out
 
     def _choose(self, request: TeacherRequest, prompt_ids: list[int]) -> Iterator[Completion]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
@@ -25,7 +24,7 @@ from pydantic import Field, field_validator
 
 from distilforge.engine.api.components import Teacher
 from distilforge.engine.api.hookspecs import Register, hookimpl
-from distilforge.engine.api.toolkit.completions import error_completion
+from distilforge.engine.api.toolkit.completions import error_completion, finite_logprob
 from distilforge.plugins.models.packaged import teacher_model_path
 from distilforge.plugins.models.presets import check_model_reference
 from distilforge.schemas import Completion, ComponentConfig, TeacherRequest
@@ -158,13 +157,6 @@ def _wanted_indices(request: TeacherRequest) -> list[int]:
     if indices and len(indices) == request.sampling.n:
         return sorted(int(i) for i in indices)
     return list(range(request.sampling.n))
-
-
-def _finite(value: float) -> float:
-    """JSON has no infinities: clamp -inf logprobs (impossible tokens) to a large negative."""
-    if math.isnan(value):
-        return -1e9
-    return value if math.isfinite(value) else (-1e9 if value < 0 else 1e9)
 
 
 class VLLMTeacher(Teacher[VLLMTeacherConfig]):
@@ -409,7 +401,7 @@ class VLLMTeacher(Teacher[VLLMTeacherConfig]):
             prompt_logprobs = []
             for token_id, entry in zip(prompt_ids, output.prompt_logprobs, strict=False):
                 chosen = entry.get(token_id) if entry is not None else None
-                prompt_logprobs.append(None if chosen is None else _finite(chosen.logprob))
+                prompt_logprobs.append(None if chosen is None else finite_logprob(chosen.logprob))
         # With a seeded request, sample i is the same whatever n is: when the engine asks only for
         # the uncached samples, draw up to the highest one and keep those (renumbered 0..m-1).
         wanted = {index: position for position, index in enumerate(_wanted_indices(request))}
@@ -442,9 +434,9 @@ def _token_logprobs(token_ids: Sequence[int], positions: Sequence[Any], top_k: i
         for other_id, lp in entry.items():
             if top_k and lp.rank is not None and lp.rank <= top_k:
                 key = lp.decoded_token if lp.decoded_token is not None else str(other_id)
-                top.setdefault(key, _finite(lp.logprob))
+                top.setdefault(key, finite_logprob(lp.logprob))
         token = chosen.decoded_token if chosen is not None and chosen.decoded_token is not None else ""
-        out.append(TokenLogprob(token=token, logprob=_finite(chosen.logprob) if chosen else -1e9, top=top))
+        out.append(TokenLogprob(token=token, logprob=finite_logprob(chosen.logprob) if chosen else -1e9, top=top))
     return out
 
 

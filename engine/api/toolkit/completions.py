@@ -6,6 +6,7 @@ prompt, and never caches it, so a later run asks again.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from distilforge.schemas import Completion, TeacherRequest
@@ -22,3 +23,10 @@ def error_completion(
             raise ValueError("error_completion needs the request (or explicit indices) to know its samples")
         indices = range(request.sampling.n)
     return [Completion(request_id=request_id, sample_index=i, error=reason, model=model) for i in indices]
+
+
+def finite_logprob(value: float) -> float:
+    """A log-probability JSON can carry: ``-inf`` (an impossible token) and NaN become -1e9, ``+inf`` 1e9."""
+    if math.isnan(value):
+        return -1e9
+    return value if math.isfinite(value) else (-1e9 if value < 0 else 1e9)
