@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from distilforge.engine import hooks
 from distilforge.engine.api.errors import TeacherUnavailable
 from distilforge.engine.sampling import sample_with_cache
-from distilforge.engine.stages import RoundState, Stage
+from distilforge.engine.stages import RoundState, Stage, write_round_metrics
 from distilforge.schemas import Completion, Provenance, Record, Reject, TeacherRequest
 
 
@@ -87,7 +87,7 @@ class GenerateStage(Stage):
         metrics["rejected"] = dict(Counter(x.rejected_by for x in rejects))
         ctx.state = dict(ctx.state)
         # metrics first: a kill before the commit redoes the round and rewrites them; after it, they are there
-        store.save_json(r, "metrics.json", metrics)
+        write_round_metrics(store, r, metrics)
         store.commit(accepted, rejects, round_index=r, stage="generate", state=ctx.state)
 
     def _sample_and_parse(

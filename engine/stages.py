@@ -18,12 +18,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from distilforge.engine import hooks
-from distilforge.schemas import Evaluation, Record
+from distilforge.engine.store import RunStore
+from distilforge.schemas import Evaluation, Record, RoundMetrics
 
 if TYPE_CHECKING:
     from distilforge.engine.loop import RoundLoop
 
 PARTIAL_METRICS = "metrics.partial.json"
+
+
+def write_round_metrics(store: RunStore, r: int, metrics: dict[str, Any]) -> None:
+    """``metrics.json`` of round ``r``, checked against :class:`RoundMetrics` first (a stage that
+    wrote a field of the wrong type fails here, not in the report)."""
+    store.save_json(r, "metrics.json", RoundMetrics.model_validate(metrics).model_dump(mode="json", exclude_unset=True))
 
 
 @dataclass
@@ -122,7 +129,7 @@ class EvaluateStage(Stage):
         state.metrics["train_metrics"] = train_eval.metrics
         state.metrics["test_metrics"] = test_eval.metrics
         if state.last:  # the last round's metrics are final here; written before the stage counts as done
-            store.save_json(r, "metrics.json", state.metrics)
+            write_round_metrics(store, r, state.metrics)
 
     def resume(self, state: RoundState) -> None:
         state.train_eval = Evaluation.model_validate(self.loop.store.load_json(state.round, "evaluation_train.json"))

@@ -2,6 +2,7 @@
 
 from distilforge.schemas.config import ComponentConfig, ExecutorConfig, RunConfig, RunSettings
 from distilforge.schemas.layout import RunLayout
+from distilforge.schemas.metrics import RoundMetrics
 from distilforge.schemas.records import (
     SCHEMA_VERSION,
     ChatMessage,
@@ -29,6 +30,7 @@ __all__ = [
     "Record",
     "RecordResult",
     "Reject",
+    "RoundMetrics",
     "RunConfig",
     "RunLayout",
     "RunSettings",
