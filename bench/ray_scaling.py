@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             {"type": "ray", "workers": workers, "resources": {"num_cpus": cores // workers}, **extra}
         )
 
-    job = Job("generate", settings, Path("."))
+    job = Job(settings, Path("."))
     paths: dict[str, Executor] = {
         "local": LocalExecutor(ExecutorConfig(), engine.pm, job),
         "ray x1": RayExecutor(ray_config(1), engine.pm, job),

@@ -160,7 +160,7 @@ def generate(
     finished = done_rows(out_path, requests)
     teacher = engine.registry.build("teacher", settings.teacher)
     ctx = TeacherContext(run_dir=out_path.parent, teacher=teacher, seed=settings.seed)
-    executor = make_executor(settings.executor, engine.pm, Job("generate", settings, out_path.parent))
+    executor = make_executor(settings.executor, engine.pm, Job(settings, out_path.parent))
     cache = TeacherCache(settings.teacher_cache)
 
     def pending() -> Iterator[TeacherRequest]:

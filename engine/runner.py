@@ -24,7 +24,7 @@ from distilforge.engine.teacher_baseline import load_teacher_baseline
 def _execute(engine: Engine, config: RunConfig, store: RunStore, console: Console) -> list[dict[str, Any]]:
     cache: TeacherCache | None = None
     ctx: RunContext | None = None
-    executor = make_executor(config.executor, engine.pm, Job("run", config, store.run_dir))
+    executor = make_executor(config.executor, engine.pm, Job(config, store.run_dir))
     try:
         cache = TeacherCache(engine.teacher_cache_path(config))
         ctx = engine.context(config, store.run_dir)

@@ -97,7 +97,7 @@ def test_executor_config_block() -> None:
     assert settings.executor.workers == 4 and settings.executor.resources.num_gpus == 1
     with pytest.raises(ValueError):
         ExecutorConfig.model_validate({"type": "ray", "resources": {"gpus": 1}})
-    assert isinstance(make_executor(None, engine.pm, Job("generate", settings, Path("."))), LocalExecutor)
+    assert isinstance(make_executor(None, engine.pm, Job(settings, Path("."))), LocalExecutor)
 
 
 def test_the_teachers_key_reaches_the_workers_but_not_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,7 +117,7 @@ def test_the_teachers_key_reaches_the_workers_but_not_the_config(monkeypatch: py
             "executor": {"type": "ray", "pass_env": ["EXTRA_TOKEN"], "env": {"PLAIN": "1"}},
         },
     )
-    spec = RayExecutor(settings.executor, None, Job("generate", settings, Path(".")))._make_spec()  # type: ignore[arg-type]
+    spec = RayExecutor(settings.executor, None, Job(settings, Path(".")))._make_spec()  # type: ignore[arg-type]
     assert spec.env["TEACHER_KEY"] == "sk-secret-123" and spec.env["EXTRA_TOKEN"] == "tok-456"
     assert spec.env["PLAIN"] == "1"
     dumped = json.dumps(spec.config_data)
@@ -189,7 +189,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_prompt_is_answered_once(
         )
         for i in range(36)
     ]
-    executor = make_executor(settings.executor, engine.pm, Job("generate", settings, tmp_path))
+    executor = make_executor(settings.executor, engine.pm, Job(settings, tmp_path))
     delivered: list[str] = []
     killed: dict[str, Any] = {}
 
@@ -249,7 +249,7 @@ def test_scoring_shards_over_the_workers_with_the_local_scores(ray_cluster: Any,
     candidates = [
         Record(input=f"candidate review number {i} of a {words[i % 8]} show", target="pos") for i in range(17)
     ]
-    job = Job("generate", settings, tmp_path)
+    job = Job(settings, tmp_path)
     local = LocalExecutor(ExecutorConfig(), engine.pm, job).score(candidates, ctx)
     executor = make_executor(settings.executor, engine.pm, job)
     try:

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pluggy
 from pydantic import BaseModel
@@ -25,10 +25,9 @@ from distilforge.schemas.config import ExecutorConfig
 
 @dataclass(frozen=True)
 class Job:
-    """What an executor works for: a run or a ``generate`` call, its settings and its directory
-    (a remote worker rebuilds its teacher from these)."""
+    """What an executor works for: the settings of a run or a ``generate`` call and its directory
+    (a remote worker rebuilds its teacher, and for scoring the run config, from these)."""
 
-    kind: Literal["run", "generate"]
     settings: BaseModel
     run_dir: Path
 

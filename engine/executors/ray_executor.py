@@ -102,7 +102,6 @@ class RayExecutor(Executor):
         env.update({k: os.environ[k] for k in passed if k and k in os.environ})
         return WorkerSpec(
             slot=0,
-            config_kind=job.kind,
             config_data=job.settings.model_dump(mode="json"),
             run_dir=str(job.run_dir),
             cpus=self.config.resources.num_cpus,

@@ -26,7 +26,6 @@ class WorkerSpec:
     """Plain data a worker is built from (picklable without the driver's dynamic config classes)."""
 
     slot: int
-    config_kind: str  # "run" | "generate"
     config_data: dict[str, Any]
     run_dir: str
     cpus: float = 1.0
