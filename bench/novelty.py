@@ -325,19 +325,20 @@ def run_rouge(cands: CandidateSet) -> tuple[float, dict[str, str]]:
 def run_faiss(cands: CandidateSet) -> tuple[float, float, dict[str, str]]:
     """(embedding seconds, reject seconds on cached embeddings, rejects), from a cold cache."""
     from distilforge.engine.api.toolkit import compute_threads
+    from distilforge.engine.api.toolkit.embeddings import clear_vector_cache
     from distilforge.plugins.filters import novelty
 
     flt = novelty.FaissNoveltyFilter(novelty.FaissNoveltyConfig())
-    novelty._EMBEDDINGS.clear()
+    clear_vector_cache()
     texts = [r.input for r in cands.records]
     with compute_threads(flt.config.threads, faiss=True):
         t0 = time.perf_counter()
-        novelty.embed(flt.model, texts, flt.config.batch_size)
+        flt.embed(texts)
         embed_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     out = flt.reject(cands.records, make_ctx())
     search_s = time.perf_counter() - t0
-    novelty._EMBEDDINGS.clear()
+    clear_vector_cache()
     return embed_s, search_s, out
 
 
@@ -349,6 +350,7 @@ def caught(cands: CandidateSet, rejected: dict[str, str]) -> tuple[int, int, int
 
 
 def text_part(args: argparse.Namespace, report: list[str], notes: list[str]) -> None:
+    from distilforge.engine.api.toolkit.embeddings import clear_vector_cache, load_encoder
     from distilforge.plugins.filters import novelty
     from distilforge.plugins.models.packaged import default_encoder_dir
 
@@ -358,8 +360,8 @@ def text_part(args: argparse.Namespace, report: list[str], notes: list[str]) -> 
     config = novelty.FaissNoveltyConfig()
     model = config.model or default_encoder_dir()
     t0 = time.perf_counter()
-    novelty.embed(model, ["warm-up: load the encoder once."])
-    novelty._EMBEDDINGS.clear()
+    load_encoder(model)
+    clear_vector_cache()
     log(f"encoder {model} loaded in {time.perf_counter() - t0:.1f} s (not counted below)")
 
     rows: list[str] = []

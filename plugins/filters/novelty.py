@@ -27,7 +27,6 @@ neither compared nor rejected, since a reject is keyed by id and would also drop
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from collections import Counter
@@ -40,6 +39,7 @@ from pydantic import Field
 from distilforge.engine.api.components import Filter, Scorer
 from distilforge.engine.api.hookspecs import Register, hookimpl
 from distilforge.engine.api.toolkit import compute_threads
+from distilforge.engine.api.toolkit.embeddings import embed
 from distilforge.plugins.models.packaged import default_encoder_dir
 from distilforge.schemas import ComponentConfig, Record
 
@@ -212,36 +212,6 @@ class RougeNoveltyFilter(Filter[RougeNoveltyConfig]):
 
 # --------------------------------------------------------------------------- faiss-novelty
 
-_ENCODERS: dict[str, Any] = {}
-_EMBEDDINGS: dict[tuple[str, str], np.ndarray] = {}  # (model, sha256(text)) -> unit vector
-_EMBEDDINGS_MAX = 500_000  # ~770 MB of 384-d float32; cleared wholesale when full
-
-
-def embed(model: str, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-    """Unit-norm sentence embeddings (float32), cached per text for the life of the process."""
-    hashes = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
-    missing = sorted({h: t for h, t in zip(hashes, texts, strict=True) if (model, h) not in _EMBEDDINGS}.items())
-    if missing:
-        encoder = _ENCODERS.get(model)
-        if encoder is None:
-            from sentence_transformers import SentenceTransformer
-
-            encoder = _ENCODERS[model] = SentenceTransformer(model, device="cpu")
-        vectors = encoder.encode(
-            [t for _, t in missing],
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        if len(_EMBEDDINGS) + len(missing) > _EMBEDDINGS_MAX:
-            _EMBEDDINGS.clear()
-        for (h, _), vec in zip(missing, vectors, strict=True):
-            _EMBEDDINGS[(model, h)] = np.asarray(vec, dtype=np.float32)
-    if not texts:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.stack([_EMBEDDINGS[(model, h)] for h in hashes]).astype(np.float32)
-
 
 class _VectorIndex:
     """Inner-product index that is exact (flat) while small and switches to HNSW above a size."""
@@ -305,7 +275,8 @@ class FaissNoveltyConfig(ComponentConfig):
         " with all-MiniLM-L6-v2: a one-word synonym swap ('film'->'movie') 0.97; real rewordings of one"
         " sentence 0.70-0.91; same topic, different content 0.50-0.61; unrelated ~0.03",
     )
-    model: str | None = Field(None, description="sentence-transformers model dir; default the packaged MiniLM")
+    model: str | None = Field(None, description="encoder model directory (transformers); default the packaged MiniLM")
+    max_length: int = Field(256, ge=8, description="tokens kept per text when embedding (MiniLM's own limit: 256)")
     hnsw_above: int = Field(20_000, ge=0, description="use IndexHNSWFlat once an index holds more vectors")
     hnsw_m: int = Field(32, ge=4)
     ef_construction: int = Field(200, ge=8)
@@ -330,7 +301,7 @@ class _FaissNoveltyBase:
         return self.config.model or default_encoder_dir()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return embed(self.model, texts, self.config.batch_size)
+        return embed(texts, path=self.model, max_length=self.config.max_length, batch_size=self.config.batch_size)
 
     def _sync_pool(self, pool: Sequence[Record]) -> _VectorIndex:
         reset, fresh = self._tracker.new_records(pool)

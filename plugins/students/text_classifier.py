@@ -35,6 +35,7 @@ from torch import nn
 
 from distilforge.engine.api.components import Student
 from distilforge.engine.api.toolkit import compute_threads
+from distilforge.engine.api.toolkit.embeddings import embed, load_encoder, mean_pool
 from distilforge.engine.api.toolkit.predictions import resolve_labels
 from distilforge.engine.api.toolkit.training import read_checkpoint_header, warmup_linear_decay, write_checkpoint_header
 from distilforge.plugins.models.packaged import default_encoder_dir
@@ -43,16 +44,6 @@ from distilforge.plugins.students.logreg import TextLogitsMixin, fit_logreg, skl
 from distilforge.plugins.students.losses import symmetric_cross_entropy
 from distilforge.plugins.students.sklearn_state import load_logreg, save_logreg
 from distilforge.schemas import Record
-
-# In-process embedding cache for frozen mode: (encoder key, max_length, sha256(text)) -> vector.
-# The LLM2LLM loop re-trains on a growing pool; only the new texts are embedded each round.
-_EMBED_CACHE: dict[tuple[str, int, str], np.ndarray] = {}
-_EMBED_CACHE_MAX = 200_000  # ~300 MB of 384-d float32 vectors; cleared wholesale when full
-
-
-def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
 
 
 def state_fingerprint(module: nn.Module) -> str:
@@ -100,16 +91,10 @@ class TextClassifierStudent(TextLogitsMixin, Student[TextClassifierConfig]):
         return self.config.encoder or default_encoder_dir()
 
     def _ensure_base(self) -> nn.Module:
-        """Load the base encoder and tokenizer once; the base copy is never trained."""
+        """The shared base encoder (loaded once per process); ``train`` deep-copies it, never trains it."""
         if self._base is None:
-            from transformers import AutoModel, AutoTokenizer
-
-            self._tokenizer = AutoTokenizer.from_pretrained(self.encoder_path)
-            base = AutoModel.from_pretrained(self.encoder_path)
-            base.eval()
-            for p in base.parameters():
-                p.requires_grad_(False)
-            self._base = base
+            encoder = load_encoder(self.encoder_path)
+            self._base, self._tokenizer = encoder.model, encoder.tokenizer
         return self._base
 
     def base_state_fingerprint(self) -> str:
@@ -250,30 +235,9 @@ class TextClassifierStudent(TextLogitsMixin, Student[TextClassifierConfig]):
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Mean-pooled, L2-normalised base-encoder embeddings (frozen mode), cached per text."""
-        base = self._ensure_base()
-        key = self.encoder_path
-        hashes = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
-        missing = sorted(
-            {
-                h: t for h, t in zip(hashes, texts, strict=True) if (key, self.config.max_length, h) not in _EMBED_CACHE
-            }.items()
-        )
-        if missing:
-            if len(_EMBED_CACHE) + len(missing) > _EMBED_CACHE_MAX:
-                _EMBED_CACHE.clear()
-            bs = self.config.predict_batch_size
-            with compute_threads(self.config.threads), torch.no_grad():
-                for b in range(0, len(missing), bs):
-                    chunk = missing[b : b + bs]
-                    batch = self._tokenize([t for _, t in chunk])
-                    out = base(**batch)
-                    pooled = F.normalize(mean_pool(out.last_hidden_state, batch["attention_mask"]), dim=1)
-                    for (h, _), vec in zip(chunk, pooled.numpy(), strict=True):
-                        _EMBED_CACHE[(key, self.config.max_length, h)] = vec.copy()
-        dim = int(base.config.hidden_size)
-        if not texts:
-            return np.zeros((0, dim), dtype=np.float32)
-        return np.stack([_EMBED_CACHE[(key, self.config.max_length, h)] for h in hashes])
+        with compute_threads(self.config.threads):
+            cfg = self.config
+            return embed(texts, path=self.encoder_path, max_length=cfg.max_length, batch_size=cfg.predict_batch_size)
 
     def text_logits(self, texts: Sequence[str]) -> np.ndarray:
         n = len(texts)

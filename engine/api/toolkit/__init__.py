@@ -7,6 +7,8 @@
 * :func:`read_jsonl_input`, :func:`read_table_input` — user files with errors that name file:line.
 * :func:`make_console` — the console the engine prints with (stderr, wide when not a terminal).
 * :func:`scrub`, :func:`header_safe` — keep secrets out of messages and off the wire.
+* :mod:`~distilforge.engine.api.toolkit.embeddings` — one sentence-embedding stack
+  (:func:`load_encoder`, :func:`embed`) with one per-text vector cache for every component.
 * :func:`predictions_from_logits`, :func:`resolve_labels`, :func:`softmax` — classifier output.
 * :mod:`~distilforge.engine.api.toolkit.labelling` — ask a teacher for a label or an answer with
   guided choice and read the label distribution from its log-probabilities.
