@@ -28,8 +28,9 @@ class Engine:
         registry = collect_registry(pm)
         return cls(pm, registry, build_config_model(registry))
 
-    def parse(self, data: Any) -> RunConfig:
-        return parse_config(data, self.registry, self.config_model)
+    def parse(self, data: Any, config_dir: Path | None = None) -> RunConfig:
+        """Validate a config; relative paths in it mean "beside the config file" (``config_dir``)."""
+        return parse_config(data, self.registry, self.config_model, config_dir=config_dir)
 
     def run_dir(self, config: RunConfig) -> Path:
         return Path(config.output_dir) / config.name

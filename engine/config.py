@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model, model_vali
 from distilforge.engine.api.errors import ConfigError
 from distilforge.engine.registry import Registry
 from distilforge.schemas import ComponentConfig, RunConfig, content_hash
+from distilforge.schemas.validators import CONFIG_DIR
 
 SINGLE_FIELDS = {"method": "method", "teacher": "teacher", "student": "student", "dataset": "dataset"}
 LIST_FIELDS = {"scorers": "scorer", "filters": "filter"}
@@ -141,12 +142,16 @@ def explain(error: ValidationError, registry: Registry) -> str:
     return f"invalid config ({count} error{'s' if count > 1 else ''}):\n" + "\n".join(lines)
 
 
-def parse_config(data: Any, registry: Registry, model: type[RunConfig] | None = None) -> RunConfig:
+def parse_config(
+    data: Any, registry: Registry, model: type[RunConfig] | None = None, *, config_dir: Path | None = None
+) -> RunConfig:
+    """Validate a config; relative ``ConfigPath`` fields resolve against ``config_dir`` when given."""
     if not isinstance(data, dict):
         raise ConfigError(f"invalid config: the top level must be a mapping of keys, got {type(data).__name__}")
     model = model or build_config_model(registry)
+    context = {CONFIG_DIR: config_dir.resolve()} if config_dir is not None else None
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise ConfigError(explain(exc, registry)) from None
 
@@ -185,7 +190,7 @@ def load_yaml(path: Path) -> Any:
 
 
 def load_config(path: Path, registry: Registry) -> RunConfig:
-    return parse_config(load_yaml(path), registry)
+    return parse_config(load_yaml(path), registry, config_dir=path.parent)
 
 
 def config_to_dict(config: BaseModel) -> dict[str, Any]:

@@ -75,7 +75,7 @@ def start_run(
     engine: Engine, config_path: Path, *, force: bool = False, console: Console | None = None
 ) -> list[dict[str, Any]]:
     console = console or make_console()
-    config = engine.parse(load_yaml(config_path))
+    config = engine.parse(load_yaml(config_path), config_path.parent)
     run_dir = engine.run_dir(config)
     store = RunStore(run_dir)
     if RunStore.exists(run_dir):
@@ -115,7 +115,11 @@ def resume_run(
         raise ResumeRefused(f"{run_dir} is not a distilforge run directory (no manifest.json)")
     store.open()
     try:
-        config = engine.parse(load_yaml(config_path) if config_path else store.stored_config())
+        config = (
+            engine.parse(load_yaml(config_path), config_path.parent)
+            if config_path
+            else engine.parse(store.stored_config())
+        )
         _check_same(store, config, force)
     except BaseException:
         store.close()

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Any, get_args
+from pathlib import Path
+from typing import Annotated, Any, get_args
 
-from pydantic import AfterValidator, BaseModel, model_validator
+from pydantic import AfterValidator, BaseModel, ValidationInfo, model_validator
 
 
 def template_fields(template: str) -> list[str]:
@@ -79,3 +80,19 @@ class NoBoolNumbers(BaseModel):
                 if isinstance(value, bool) and _numeric(field.annotation):
                     raise ValueError(f"{name}: got {value!r}, a boolean, where a number is wanted; write the number")
         return data
+
+
+CONFIG_DIR = "config_dir"  # the validation-context key the engine sets to the config file's folder
+
+
+def _resolve_against_config(value: Path, info: ValidationInfo) -> Path:
+    """A relative path means "beside the config file" when the config came from a file."""
+    value = value.expanduser()
+    base = (info.context or {}).get(CONFIG_DIR)
+    if base is None or value.is_absolute():
+        return value
+    return Path(base) / value
+
+
+ConfigPath = Annotated[Path, AfterValidator(_resolve_against_config)]
+"""A path in a config file: ``~`` expanded; relative paths resolved against the config file's folder."""

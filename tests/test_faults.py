@@ -255,11 +255,11 @@ def test_bad_paths_and_files_give_messages_not_tracebacks(tmp_path: Path, capsys
     data = tmp_path / "data"
     data.mkdir()
     dataset = {"type": "file", "train": str(data), "test": str(data)}
-    cases.append((_bad_config(tmp_path, dataset=dataset), "is a directory; give the .jsonl or .csv file"))
+    cases.append((_bad_config(tmp_path, dataset=dataset), "is a folder but not one saved with datasets' save_to_disk"))
     for name, content, message in (
         ("broken", b'{"text": "fine", "label": "positive"}\n{"text": oops}\n', "broken.jsonl:2: not valid JSON"),
         ("latin", b'{"text": "caf\xe9", "label": "positive"}\n', "latin.jsonl:1: not UTF-8"),
-        ("null", b'{"text": null, "label": "positive"}\n', "null.jsonl:1: field 'text' must be non-empty text"),
+        ("null", b'{"text": null, "label": "positive"}\n', "null.jsonl:1: column 'text' must be non-empty text"),
     ):
         data_file = tmp_path / f"{name}.jsonl"
         data_file.write_bytes(content)

