@@ -26,9 +26,21 @@ def _engine(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return Engine.load(pm=args.plugin_manager)
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from distilforge.engine.validation import validate_config
+
+    report = validate_config(_engine(args), Path(args.config))
+    console = make_console()
+    for line in report.lines():
+        console.print(line, highlight=False, markup=False)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from distilforge.engine.runner import start_run
 
+    if args.dry_run:
+        return cmd_validate(args)
     start_run(_engine(args), Path(args.config), force=args.force)
     return 0
 
@@ -145,7 +157,16 @@ def build_parser(pm: pluggy.PluginManager) -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a config (resumes it if its run directory exists)")
     p.add_argument("config")
     p.add_argument("--force", action="store_true", help="continue an existing run even though the config changed")
+    p.add_argument("--dry-run", action="store_true", help="check everything (as `validate` does) and stop")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "validate",
+        help="check a config without running it: fields, templates, regexes, data files and columns, the"
+        " dataset's splits, the teacher preset; creates nothing",
+    )
+    p.add_argument("config")
+    p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("resume", help="resume an interrupted run")
     p.add_argument("run_dir")

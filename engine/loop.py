@@ -16,7 +16,6 @@ import pluggy
 from rich.console import Console
 
 from distilforge.engine.api.context import RunContext
-from distilforge.engine.api.errors import DistilforgeError
 from distilforge.engine.api.toolkit.console import make_console
 from distilforge.engine.executors import Executor
 from distilforge.engine.generation import GenerateStage
@@ -25,6 +24,7 @@ from distilforge.engine.stages import EvaluateStage, RoundState, SelectStage, St
 from distilforge.engine.store import RunStore, TeacherCache
 from distilforge.engine.store.jsonl import JsonlAppender
 from distilforge.engine.teacher_baseline import load_teacher_baseline, run_teacher_baseline
+from distilforge.engine.validation import check_splits
 
 
 class RoundLoop:
@@ -89,12 +89,7 @@ class RoundLoop:
             self.ctx.dataset_info = self.store.manifest.get("dataset_info", {})
             return
         splits = self.ctx.dataset.load(self.ctx.seed)
-        for split, rows in (("train (seed)", splits.seed), ("test", splits.test)):
-            if not rows:
-                raise DistilforgeError(
-                    f"dataset: the {split} split is empty; a run needs seed examples to train on and test examples"
-                    " to score the student"
-                )
+        check_splits(splits)
         seeds = [r.model_copy(update={"origin": r.origin or "seed", "round": 0}) for r in splits.seed]
         unique = list({r.id: r for r in seeds}.values())
         test_file = self.store.test_path

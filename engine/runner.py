@@ -19,6 +19,7 @@ from distilforge.engine.loop import RoundLoop
 from distilforge.engine.report import headline, write_report
 from distilforge.engine.store import RunStore, TeacherCache, atomic_write_text
 from distilforge.engine.teacher_baseline import load_teacher_baseline
+from distilforge.engine.validation import validate_parsed
 
 
 def _execute(engine: Engine, config: RunConfig, store: RunStore, console: Console) -> list[dict[str, Any]]:
@@ -97,6 +98,7 @@ def start_run(
             console.print(f"resuming {run_dir}")
         _adopt(store, config)
     else:
+        validate_parsed(engine, config)  # a config that cannot run leaves no run directory behind
         store.create(config_to_dict(config), fingerprint(config))
     return _execute(engine, config, store, console)
 

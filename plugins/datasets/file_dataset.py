@@ -26,7 +26,19 @@ from distilforge.schemas import ComponentConfig, Record
 from distilforge.schemas.validators import ConfigPath
 
 FORMATS = ".jsonl, .json (JSON Lines), .csv, .tsv, .parquet, or a folder saved with datasets' save_to_disk"
-INPUT_NAMES = ("text", "input", "sentence", "review", "content", "document", "question", "prompt", "utterance")
+INPUT_NAMES = (
+    "text",
+    "input",
+    "sentence",
+    "review",
+    "content",
+    "document",
+    "question",
+    "prompt",
+    "utterance",
+    "headline",
+    "title",
+)
 TARGET_NAMES = ("label", "target", "category", "class", "sentiment", "answer", "output", "topic", "intent")
 MAX_INFERRED_LABELS = 50
 

@@ -34,6 +34,7 @@ from distilforge.engine.api.components import Dataset, DatasetSplits
 from distilforge.engine.api.errors import DistilforgeError
 from distilforge.engine.api.hookspecs import Register, hookimpl
 from distilforge.schemas import ComponentConfig, Record
+from distilforge.schemas.validators import ConfigPath
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -118,8 +119,10 @@ def _python(value: Any) -> Any:
 
 class TableDatasetConfig(ComponentConfig):
     type: Literal["table"] = "table"
-    path: Path = Field(..., description="the table: .csv or .parquet")
-    features: Path | None = Field(None, description="feature YAML; default <table stem>.features.yaml beside it")
+    path: ConfigPath = Field(..., description="the table: .csv or .parquet; relative to the config file")
+    features: ConfigPath | None = Field(
+        None, description="feature YAML; default <table stem>.features.yaml beside it; relative to the config file"
+    )
     shots: int | None = Field(
         None, ge=1, description="training rows per class drawn with the run seed (k-shot); None = all training rows"
     )
@@ -132,7 +135,7 @@ class TableDatasetConfig(ComponentConfig):
         if value.suffix not in TABLE_SUFFIXES:
             raise ValueError(f"unsupported table format {value.suffix!r}; use one of {TABLE_SUFFIXES}")
         if not value.exists():
-            raise ValueError(f"file not found: {value}")
+            raise ValueError(f"file not found: {value} (relative paths are read from the config file's folder)")
         return value
 
     @property
