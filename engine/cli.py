@@ -78,6 +78,22 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 1 if summary.errors else 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from distilforge.engine.export import export_run
+
+    path, count = export_run(
+        Path(args.run_dir),
+        args.format,
+        Path(args.output) if args.output else None,
+        include=[part.strip() for part in args.include.split(",") if part.strip()],
+        provenance=args.provenance,
+        hub_repo=args.push_to_hub,
+    )
+    pushed = f"; pushed to the Hub as {args.push_to_hub}" if args.push_to_hub else ""
+    make_console().print(f"exported {count} rows ({args.format}) to {path}{pushed}", highlight=False, markup=False)
+    return 0
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     if args.check:
         return cmd_plugins_check(args)
@@ -186,6 +202,17 @@ def build_parser(pm: pluggy.PluginManager) -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", dest="chunk_size", type=int)
     p.add_argument("--cache", help="teacher cache file (default runs/teacher-cache.sqlite)")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser(
+        "export", help="export a run's records (and rejects) as JSONL, CSV, Parquet, a datasets folder or chat JSONL"
+    )
+    p.add_argument("run_dir")
+    p.add_argument("--format", choices=["jsonl", "csv", "parquet", "datasets", "chat"], default="jsonl")
+    p.add_argument("-o", "--output", help="file (folder for datasets); default RUN_DIR/export/data.<format>")
+    p.add_argument("--include", default="seeds,synthetic", help="comma-separated: seeds, synthetic, rejects")
+    p.add_argument("--provenance", action="store_true", help="add id, parent_id, provenance and scores columns")
+    p.add_argument("--push-to-hub", metavar="REPO", help="also upload as a private HF dataset (token: $HF_TOKEN)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("plugins", help="list plugins, their versions, components and hooks")
     p.add_argument("--json", action="store_true")
