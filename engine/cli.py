@@ -73,6 +73,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         data["chunk_size"] = args.chunk_size
     if args.cache:
         data["teacher_cache"] = args.cache
+    if args.raw_prompts:
+        data["raw_prompts"] = True
     engine = _engine(args)
     summary = generate(engine, parse_settings(engine, data), Path(args.prompts), Path(args.output))
     return 1 if summary.errors else 0
@@ -190,7 +192,21 @@ def build_parser(pm: pluggy.PluginManager) -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_resume)
 
-    p = sub.add_parser("generate", help="batch-generate completions for a JSONL file of prompts")
+    p = sub.add_parser(
+        "generate",
+        help="batch-generate completions for a JSONL file of prompts",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Push a JSON Lines file of prompts through a teacher; output: one line per sample.",
+        epilog="""input lines (JSON objects):
+  {"prompt": "Write a haiku about rain."}                       sent as the user's chat turn
+  {"messages": [{"role": "system", "content": "..."}, {"role": "user", "content": "..."}]}
+  optional: "id" (default: the line number), "sampling": {"temperature": 0.2, "n": 3, ...}
+  any other field ("topic": ...) is copied into each output row of that line
+
+output lines: id, sample_index, text, finish_reason, prompt_tokens, completion_tokens, model,
+cached, plus the line's own fields; failed samples go to OUTPUT.rejects.jsonl with the reason and
+are retried when the same command runs again (finished prompts are skipped, cached samples reused).""",
+    )
     p.add_argument("prompts")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("-c", "--config", help="YAML with 'teacher', 'sampling', 'chunk_size', 'teacher_cache'")
@@ -201,6 +217,9 @@ def build_parser(pm: pluggy.PluginManager) -> argparse.ArgumentParser:
     p.add_argument("--n", type=int)
     p.add_argument("--chunk-size", dest="chunk_size", type=int)
     p.add_argument("--cache", help="teacher cache file (default runs/teacher-cache.sqlite)")
+    p.add_argument(
+        "--raw-prompts", action="store_true", help="send 'prompt' lines as plain text, without the chat template"
+    )
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser(

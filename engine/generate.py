@@ -1,8 +1,11 @@
 """``distilforge generate``: push a JSONL file of prompts through a teacher, streaming to disk.
 
 Input lines: ``{"id": ..., "messages": [...]}`` or ``{"id": ..., "prompt": "..."}``, optionally
-with ``"sampling": {...}`` overrides; ``id`` defaults to the line number. Output lines: one per
-sample with text, finish reason and token counts. Prompts are processed in chunks; each chunk's
+with ``"sampling": {...}`` overrides; ``id`` defaults to the line number. A ``prompt`` is sent as
+the user's turn of a chat, so an instruct model sees its chat template; ``raw_prompts`` sends it
+as plain text instead (base models). Every other field of a line is copied into each of its
+output rows, so results need no join back. Output lines: one per sample with text, finish reason
+and token counts. Prompts are processed in chunks; each chunk's
 results are appended (fsync'd) as soon as it completes and every completion is cached the
 moment it arrives, so a crash loses at most the chunk in flight and a resume neither repeats a
 finished prompt nor pays again for a sample already made. Failed samples go to
@@ -11,6 +14,7 @@ finished prompt nor pays again for a sample already made. Failed samples go to
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import time
 from collections.abc import Iterator
@@ -45,6 +49,7 @@ class GenerateSettings(BaseModel):
     seed: int = 0
     teacher_cache: Path = Path("runs/teacher-cache.sqlite")
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    raw_prompts: bool = Field(False, description="send 'prompt' lines as plain text, without the chat template")
 
 
 @dataclass
@@ -71,8 +76,23 @@ def parse_settings(engine: Engine, data: dict[str, Any]) -> GenerateSettings:
         raise ConfigError(explain(exc, engine.registry)) from None
 
 
+OUTPUT_FIELDS = frozenset(
+    {
+        "key",
+        "sample_index",
+        "text",
+        "finish_reason",
+        "prompt_tokens",
+        "completion_tokens",
+        "model",
+        "cached",
+        "logprobs",
+    }
+)
+
+
 class PromptLine(BaseModel):
-    """One line of the prompts file; unknown fields are refused (a typo would otherwise be ignored)."""
+    """The fields of a prompts line that the engine reads (the others are passed through)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -82,20 +102,55 @@ class PromptLine(BaseModel):
     sampling: dict[str, Any] = Field(default_factory=dict)
 
 
-def load_prompts(path: Path, defaults: SamplingParams) -> list[TeacherRequest]:
+def _refuse_misplaced(path: Path, number: int, extra: dict[str, Any]) -> None:
+    """A passed-through field that is (nearly) the name of an engine field is most likely a mistake."""
+    known = [*PromptLine.model_fields, *SamplingParams.model_fields]
+    for name in extra:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        if close:
+            where = '"sampling": {...}' if close[0] in SamplingParams.model_fields else "the line's top level"
+            hint = f"; {close[0]!r} goes in {where}" if close[0] == name else f"; did you mean {close[0]!r}?"
+            raise InputFileError(
+                f"prompts {path}:{number}: {name}: not a field the engine reads (it would be copied to the output"
+                f" as data){hint}"
+            )
+
+
+@dataclass
+class PromptFile:
+    requests: list[TeacherRequest]
+    passthrough: dict[str, dict[str, Any]]  # request id -> the line's other fields
+
+
+def load_prompts(path: Path, defaults: SamplingParams, *, raw_prompts: bool = False) -> PromptFile:
     """Every prompt of the file, validated, before any is sent; ids must be unique."""
     requests: list[TeacherRequest] = []
+    passthrough: dict[str, dict[str, Any]] = {}
     first_line: dict[str, int] = {}
     for number, line in read_jsonl_input(path, "prompts"):
         if line.get("id", "") is None:
             raise InputFileError(f"prompts {path}:{number}: 'id' is null; give a string or an integer, or leave it out")
+        if line.get("prompt") is None and line.get("messages") is None:
+            raise InputFileError(
+                f"prompts {path}:{number}: a line needs 'prompt' (text) or 'messages' (a list of"
+                f' {{"role": ..., "content": ...}}); it has {sorted(line) or "no fields"}'
+            )
+        extra = {k: v for k, v in line.items() if k not in PromptLine.model_fields}
+        _refuse_misplaced(path, number, extra)
+        clash = sorted(OUTPUT_FIELDS & set(extra))
+        if clash:
+            raise InputFileError(
+                f"prompts {path}:{number}: field {clash[0]!r} would be overwritten by the output of the same name;"
+                " rename it"
+            )
         try:
-            parsed = PromptLine.model_validate(line)
+            parsed = PromptLine.model_validate({k: v for k, v in line.items() if k in PromptLine.model_fields})
             sampling = SamplingParams.model_validate({**defaults.model_dump(), **parsed.sampling})
+            as_chat = parsed.prompt is not None and parsed.messages is None and not raw_prompts
             request = TeacherRequest(
                 id=str(parsed.id) if parsed.id is not None else str(number),
-                messages=parsed.messages,
-                prompt=parsed.prompt,
+                messages=[ChatMessage(role="user", content=parsed.prompt)] if as_chat else parsed.messages,
+                prompt=None if as_chat else parsed.prompt,
                 sampling=sampling,
             )
         except ValidationError as exc:
@@ -109,7 +164,8 @@ def load_prompts(path: Path, defaults: SamplingParams) -> list[TeacherRequest]:
             )
         first_line[request.id] = number
         requests.append(request)
-    return requests
+        passthrough[request.id] = extra
+    return PromptFile(requests, passthrough)
 
 
 def _row_key(request: TeacherRequest) -> str:
@@ -149,7 +205,8 @@ def generate(
     console = console or make_console()
     summary = GenerateSummary()
     started = time.perf_counter()
-    requests = load_prompts(prompts_path, settings.sampling)
+    prompt_file = load_prompts(prompts_path, settings.sampling, raw_prompts=settings.raw_prompts)
+    requests = prompt_file.requests
     if out_path.is_dir():
         raise InputFileError(f"output {out_path}: is a directory; give a file path such as {out_path / 'out.jsonl'}")
     rejects_path = _reject_path(out_path)
@@ -195,6 +252,7 @@ def generate(
                     for index in (i for i in range(request.sampling.n) if i not in have):
                         c = results[(request.id, index)]
                         row = {
+                            **prompt_file.passthrough[request.id],
                             "id": request.id,
                             "key": _row_key(request),
                             "sample_index": index,

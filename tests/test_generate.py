@@ -101,6 +101,22 @@ def test_generate_killed_midway_resumes_with_each_prompt_once(tmp_path: Path) ->
 # --------------------------------------------------------------------------- odd input, torn output
 
 
+@pytest.mark.parametrize("raw", [False, True])
+def test_prompts_go_through_the_chat_template_and_extra_fields_reach_the_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], raw: bool
+) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "Write about rain.", "topic": "rain", "meta": {"k": [1]}}\n')
+    out = tmp_path / "out.jsonl"
+    args = ["generate", str(prompts), "-c", str(fake_config(tmp_path)), "-o", str(out)]
+    assert main(args + (["--raw-prompts"] if raw else [])) == 0
+    capsys.readouterr()
+    assert [c["chat"] for c in read_lines(tmp_path / "calls.jsonl")] == [not raw, not raw]
+    rows = read_lines(out)
+    assert [(r["id"], r["topic"], r["meta"]) for r in rows] == [("1", "rain", {"k": [1]})] * 2
+    assert all(r["text"].startswith(("answer", "other")) for r in rows)
+
+
 def _generate(tmp_path: Path, prompts: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, Path]:
     out = tmp_path / "out.jsonl"
     code = main(["generate", str(prompts), "-c", str(fake_config(tmp_path)), "-o", str(out)])
@@ -117,7 +133,9 @@ def _generate(tmp_path: Path, prompts: Path, capsys: pytest.CaptureFixture[str])
         (['{"prompt": "x"}', '{"id": "1", "prompt": "y"}'], "2: id '1' is already used on line 1"),
         (['{"id": null, "prompt": "x"}'], "1: 'id' is null"),
         (['{"id": true, "prompt": "x"}'], "prompts"),
-        (['{"prompt": "x", "temprature": 0.2}'], "1: temprature: Extra inputs are not permitted"),
+        (['{"prompt": "x", "temprature": 0.2}'], "1: temprature: not a field the engine reads"),
+        (['{"prompt": "x", "temperature": 0.2}'], """'temperature' goes in "sampling": {...}"""),
+        (['{"id": "a", "topic": "rain"}'], "1: a line needs 'prompt' (text) or 'messages'"),
         (['{"prompt": "x"}', "{not json"], "2: not valid JSON"),
         (['["a", "list"]'], "1: a line must be a JSON object, got list"),
         (['{"prompt": "x", "sampling": {"n": 0}}'], "1: n: Input should be greater than or equal to 1"),

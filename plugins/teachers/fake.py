@@ -67,7 +67,8 @@ class FakeTeacher(Teacher[FakeTeacherConfig]):
         if self.config.call_log is None:
             return
         with open(self.config.call_log, "a", encoding="utf-8") as log:
-            log.write(json.dumps({"request_id": request.id, "sample_index": index}) + "\n")
+            chat = request.messages is not None
+            log.write(json.dumps({"request_id": request.id, "sample_index": index, "chat": chat}) + "\n")
             log.flush()
             os.fsync(log.fileno())
 
