@@ -96,6 +96,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from distilforge.engine.predict import predict_run
+
+    out = Path(args.output)
+    r, count = predict_run(
+        _engine(args), Path(args.run_dir), Path(args.input), out, round_index=args.round, input_field=args.input_field
+    )
+    make_console().print(f"predicted {count} rows with round {r}'s student -> {out}", highlight=False, markup=False)
+    return 0
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     if args.check:
         return cmd_plugins_check(args)
@@ -232,6 +243,14 @@ are retried when the same command runs again (finished prompts are skipped, cach
     p.add_argument("--provenance", action="store_true", help="add id, parent_id, provenance and scores columns")
     p.add_argument("--push-to-hub", metavar="REPO", help="also upload as a private HF dataset (token: $HF_TOKEN)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("predict", help="label new inputs with a run's trained student")
+    p.add_argument("run_dir")
+    p.add_argument("input", help="JSONL or CSV rows, or a .txt file with one text per line")
+    p.add_argument("-o", "--output", required=True, help="JSONL: each input row plus prediction and confidence")
+    p.add_argument("--round", type=int, help="the round whose student to use (default: the latest kept)")
+    p.add_argument("--input-field", help="the column holding the text (default: text or input)")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("plugins", help="list plugins, their versions, components and hooks")
     p.add_argument("--json", action="store_true")

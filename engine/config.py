@@ -27,7 +27,7 @@ LIST_FIELDS = {"scorers": "scorer", "filters": "filter"}
 # Components that may be left out (None).
 OPTIONAL_FIELDS = {"judge": "teacher"}
 # Fields that do not change what a run produces: editing them does not block a resume.
-NON_SEMANTIC = {"name", "output_dir", "teacher_cache", "executor", "teacher_baseline"}
+NON_SEMANTIC = {"name", "output_dir", "teacher_cache", "executor", "teacher_baseline", "keep_checkpoints"}
 
 
 def _union(registry: Registry, kind: str) -> Any:

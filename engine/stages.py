@@ -103,7 +103,8 @@ class TrainStage(Stage):
         state.metrics["trained"] = True
         ctx.student.save(loop.store.layout.student(r))
         loop.student_round = r
-        loop.drop_checkpoints_before(r)
+        if ctx.config.keep_checkpoints == "last":
+            loop.drop_checkpoints_before(r)
 
     def resume(self, state: RoundState) -> None:
         self.loop.load_student(state.round)

@@ -122,6 +122,11 @@ class RunSettings(NoBoolNumbers):
     )
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     teacher_baseline: TeacherBaselineConfig = Field(default_factory=TeacherBaselineConfig)
+    keep_checkpoints: Literal["last", "all"] = Field(
+        "last",
+        description="'last' keeps the latest trained round's student; 'all' keeps every round's (e.g. round 0's,"
+        " the seed-only student), for `distilforge predict --round R`",
+    )
 
 
 class RunConfig(RunSettings):
