@@ -22,13 +22,15 @@ from distilforge.engine.teacher_baseline import load_teacher_baseline
 from distilforge.engine.validation import validate_parsed
 
 
-def _execute(engine: Engine, config: RunConfig, store: RunStore, console: Console) -> list[dict[str, Any]]:
+def _execute(
+    engine: Engine, config: RunConfig, store: RunStore, console: Console, ctx: RunContext | None = None
+) -> list[dict[str, Any]]:
+    """Run the rounds (with ``ctx``'s components when the caller built them already)."""
     cache: TeacherCache | None = None
-    ctx: RunContext | None = None
     executor = make_executor(config.executor, engine.pm, Job(config, store.run_dir))
     try:
         cache = TeacherCache(engine.teacher_cache_path(config))
-        ctx = engine.context(config, store.run_dir)
+        ctx = ctx if ctx is not None else engine.context(config, store.run_dir)
         metrics = RoundLoop(ctx, store, cache, executor, engine.pm, console).run()
         write_report(store.run_dir)
     except BaseException as exc:
@@ -98,8 +100,14 @@ def start_run(
             console.print(f"resuming {run_dir}")
         _adopt(store, config)
     else:
-        validate_parsed(engine, config)  # a config that cannot run leaves no run directory behind
+        ctx = engine.context(config, run_dir)
+        try:
+            validate_parsed(engine, config, ctx)  # a config that cannot run leaves no run directory behind
+        except BaseException:
+            ctx.close()
+            raise
         store.create(config_to_dict(config), fingerprint(config))
+        return _execute(engine, config, store, console, ctx)
     return _execute(engine, config, store, console)
 
 

@@ -19,6 +19,7 @@ from distilforge.engine.store import RunStore
 from distilforge.schemas import RunConfig
 
 if TYPE_CHECKING:
+    from distilforge.engine.api.context import RunContext
     from distilforge.engine.build import Engine
 
 
@@ -61,18 +62,22 @@ def validate_config(engine: Engine, config_path: Path) -> ValidationReport:
     return validate_parsed(engine, engine.parse(load_yaml(config_path), config_path.parent))
 
 
-def validate_parsed(engine: Engine, config: RunConfig) -> ValidationReport:
-    """Everything past parsing: the components, the dataset's splits, the teachers' models."""
+def validate_parsed(engine: Engine, config: RunConfig, ctx: RunContext | None = None) -> ValidationReport:
+    """Everything past parsing: the components, the dataset's splits, the teachers' models.
+
+    With ``ctx`` (the components a run is about to use) those are checked and left open for the
+    run; without, components are built for the check and closed after it.
+    """
     run_dir = engine.run_dir(config)
-    ctx = engine.context(config, run_dir)
+    own = ctx is None
+    context = ctx if ctx is not None else engine.context(config, run_dir)
     try:
-        splits = ctx.dataset.load(config.seed)
+        splits = context.dataset.load(config.seed)
         check_splits(splits)
-        teachers = [ctx.teacher.model_id] + ([ctx.judge.model_id] if ctx.judge is not None else [])
+        teachers = [context.teacher.model_id] + ([context.judge.model_id] if context.judge is not None else [])
     finally:
-        for component in (ctx.teacher, ctx.student, ctx.method, ctx.dataset, *ctx.scorers, *ctx.filters, ctx.judge):
-            if component is not None:
-                component.close()
+        if own:
+            context.close()
     return ValidationReport(
         config=config,
         run_dir=run_dir,
