@@ -50,3 +50,15 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_cli(capsys: Any, *args: str) -> tuple[int, str]:
+    """The CLI's entry point in this process: (exit code, stdout + stderr with whitespace collapsed);
+    fails the test on a traceback, which no error may print."""
+    from distilforge.engine.cli import main
+
+    code = main(list(args))
+    captured = capsys.readouterr()
+    output = " ".join((captured.out + captured.err).split())
+    assert "Traceback" not in output, output
+    return code, output

@@ -18,12 +18,11 @@ from typing import Any
 import plugin_majority
 import pytest
 from fault_points import run_forked
-from helpers import loop_config, read_lines, write_config
+from helpers import loop_config, read_lines, run_cli, write_config
 from rich.console import Console
 
 from distilforge.engine.api.errors import DistilforgeError, StoreDamaged
 from distilforge.engine.build import Engine
-from distilforge.engine.cli import main as cli_main
 from distilforge.engine.runner import start_run
 from distilforge.engine.store.cache import CacheDamaged, TeacherCache
 from distilforge.engine.store.run_store import RunStore
@@ -116,15 +115,6 @@ def _cli(*args: str) -> tuple[int, str]:
     return done.returncode, output
 
 
-def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    """The same through the CLI's entry point in this process (seconds faster than a subprocess)."""
-    code = cli_main(list(args))
-    captured = capsys.readouterr()
-    output = " ".join((captured.out + captured.err).split())
-    assert "Traceback" not in output, output
-    return code, output
-
-
 @pytest.mark.parametrize(
     "damage",
     ["cut the last line", "delete a middle line", "edit a byte", "empty the file", "remove the file"],
@@ -150,7 +140,7 @@ def test_a_damaged_committed_records_file_is_refused_with_a_message(
     with pytest.raises(StoreDamaged, match=r"records\.jsonl no longer holds what was committed"):
         RunStore(run).open()
     assert (records.read_bytes() if records.exists() else None) == before, "the damaged file was changed"
-    code, output = _main(capsys, "resume", str(run)) if damage != "cut the last line" else _cli("resume", str(run))
+    code, output = run_cli(capsys, "resume", str(run)) if damage != "cut the last line" else _cli("resume", str(run))
     assert code == 2 and "no longer holds what was committed" in output and "nothing is paid twice" in output
 
 
@@ -173,7 +163,7 @@ def test_a_truncated_or_foreign_manifest_is_refused_with_a_message(
     manifest = run / "manifest.json"
     text = manifest.read_text()
     manifest.write_text(text[: len(text) // 2])
-    code, output = _main(capsys, "resume", str(run))
+    code, output = run_cli(capsys, "resume", str(run))
     assert code == 2 and "manifest.json is not valid JSON" in output
     manifest.write_text("[]")
     with pytest.raises(StoreDamaged, match="not a distilforge manifest"):
@@ -272,7 +262,7 @@ def test_bad_paths_and_files_give_messages_not_tracebacks(tmp_path: Path, capsys
     config.write_bytes(b"name: caf\xe9\n")
     cases.append((config, "not UTF-8"))
     for path, message in cases:
-        code, output = _main(capsys, "run", str(path))
+        code, output = run_cli(capsys, "run", str(path))
         assert code == 2 and message in output, (path, output)
 
 

@@ -7,16 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from distilforge.engine.cli import main as cli_main
-from tests.helpers import loop_config, write_config
-
-
-def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    code = cli_main(list(args))
-    captured = capsys.readouterr()
-    output = " ".join((captured.out + captured.err).split())
-    assert "Traceback" not in output, output
-    return code, output
+from tests.helpers import loop_config, run_cli, write_config
 
 
 def _config(tmp_path: Path, teacher: dict[str, str] | None = None, **changes: object) -> Path:
@@ -35,7 +26,7 @@ def test_a_good_config_is_summarised_and_nothing_is_created(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
     config = _config(tmp_path)
-    code, output = _main(capsys, *command, str(config))
+    code, output = run_cli(capsys, *command, str(config))
     assert code == 0, output
     assert "config ok: method llm2llm, teacher fake, student tfidf-logreg, dataset file" in output
     assert "dataset: 12 seed examples, 20 test examples, 2 labels: negative, positive" in output
@@ -53,7 +44,7 @@ def test_a_bad_data_file_fails_validation_and_run_leaves_nothing_behind(
     )
     config = _config(tmp_path, dataset={"type": "file", "train": "data/train.jsonl", "test": None, "labels": "auto"})
     for command in (["validate"], ["run"]):
-        code, output = _main(capsys, *command, str(config))
+        code, output = run_cli(capsys, *command, str(config))
         assert code == 2 and "set dataset.input_field and dataset.target_field" in output, output
         assert _created(tmp_path) == [], command
     # fixed, the same command runs: no "config changed, pass --force" from a half-made run
@@ -62,7 +53,7 @@ def test_a_bad_data_file_fails_validation_and_run_leaves_nothing_behind(
             json.dumps({"text": f"text {i}", "label": "positive" if i % 2 else "negative"}) + "\n" for i in range(8)
         )
     )
-    code, output = _main(capsys, "validate", str(config))
+    code, output = run_cli(capsys, "validate", str(config))
     assert code == 0 and "6 seed examples, 2 test examples" in output, output
 
 
@@ -71,6 +62,6 @@ def test_a_teacher_preset_that_is_not_set_up_is_named_with_its_setup_command(
 ) -> None:
     monkeypatch.setenv("DISTILFORGE_HOME", str(tmp_path / "empty-home"))
     config = _config(tmp_path, teacher={"type": "vllm", "model": "qwen2.5-coder-0.5b"})
-    code, output = _main(capsys, "validate", str(config))
+    code, output = run_cli(capsys, "validate", str(config))
     assert code == 2 and "distilforge setup --teacher qwen2.5-coder-0.5b" in output, output
     assert not (tmp_path / "runs").exists()
