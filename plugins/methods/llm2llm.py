@@ -10,6 +10,7 @@ so each is cached separately.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import Annotated, Literal
@@ -75,6 +76,13 @@ DEFAULT_DEMOS = {
 }
 
 
+def answer_budget(seed_inputs: Sequence[str], floor: int) -> int:
+    """Tokens for one new example: 1.5x the longest seed's (at ~4 characters a token), at least
+    ``floor``. A fixed budget cut most news-length examples off mid-sentence."""
+    longest = max((len(t) for t in seed_inputs), default=0)
+    return max(floor, math.ceil(1.5 * longest / 4) + 16)
+
+
 class LLM2LLMConfig(ComponentConfig):
     type: Literal["llm2llm"] = "llm2llm"
     rounds: int = Field(3, ge=0, description="augmentation rounds (reference: 10)")
@@ -105,7 +113,8 @@ class LLM2LLMConfig(ComponentConfig):
     )
     sampling: SamplingParams | None = Field(
         None,
-        description="teacher sampling; default temperature 1.0 and max_tokens 96 (classification) or 320 (math)",
+        description="teacher sampling; default temperature 1.0 and max_tokens sized from the longest seed input"
+        " (about 1.5x its tokens), at least 96 (classification) or 320 (math)",
     )
     min_chars: int = Field(12, ge=1)
 
@@ -165,8 +174,9 @@ class LLM2LLM(Method[LLM2LLMConfig]):
         ]
 
     def build_prompts(self, failures: Sequence[Record], ctx: RunContext) -> list[TeacherRequest]:
-        default_tokens = 320 if self.config.task_type == "math" else 96
-        base = self.config.sampling or SamplingParams(temperature=1.0, max_tokens=default_tokens)
+        seeds = [r.input for r in ctx.pool if r.origin == "seed"]
+        floor = 320 if self.config.task_type == "math" else 96
+        base = self.config.sampling or SamplingParams(temperature=1.0, max_tokens=answer_budget(seeds, floor))
         sampling = base.model_copy(update={"n": self.config.k})
         return [
             TeacherRequest(

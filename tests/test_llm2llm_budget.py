@@ -1,0 +1,34 @@
+"""LLM2LLM's default answer budget grows with the seeds: news-length examples are not cut off."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from distilforge.engine.api.context import RunContext
+from distilforge.plugins.methods.llm2llm import LLM2LLM, LLM2LLMConfig, answer_budget
+from distilforge.schemas import Record, SamplingParams
+
+
+def _requests(pool: list[Record], **config: object) -> list[int]:
+    ctx = RunContext(
+        config=None,  # type: ignore[arg-type]
+        run_dir=Path("."),
+        teacher=None,  # type: ignore[arg-type]
+        student=None,  # type: ignore[arg-type]
+        method=None,  # type: ignore[arg-type]
+        dataset=None,  # type: ignore[arg-type]
+        pool=pool,
+        labels=["a", "b"],
+        task="Classify.",
+    )
+    method = LLM2LLM(LLM2LLMConfig.model_validate(config))
+    return [r.sampling.max_tokens for r in method.build_prompts(pool[:1], ctx)]
+
+
+def test_the_default_budget_is_sized_from_the_longest_seed() -> None:
+    assert answer_budget(["short"], 96) == 96
+    assert answer_budget(["x" * 800], 96) == 316  # 1.5 x 200 tokens + 16
+    news = [Record(input="word " * 160, target="a"), Record(input="short one", target="b")]
+    synthetic = Record(input="w " * 2000, target="a", origin="synthetic")
+    assert _requests([*news, synthetic]) == [316]  # synthetic records do not move the budget
+    assert _requests(news, sampling=SamplingParams(max_tokens=50).model_dump()) == [50]  # a given budget wins
