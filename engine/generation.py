@@ -3,15 +3,11 @@ scores -> filter verdicts -> one atomic commit of the round's records and reject
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from distilforge.engine import hooks
 from distilforge.engine.api.errors import TeacherUnavailable
+from distilforge.engine.progress import sampling_progress
 from distilforge.engine.sampling import sample_with_cache
 from distilforge.engine.stages import RoundState, Stage, write_round_metrics
 from distilforge.schemas import Completion, Provenance, Record, Reject, TeacherRequest
@@ -94,7 +90,9 @@ class GenerateStage(Stage):
         self, r: int, requests: list[TeacherRequest], earlier: set[str] | None = None
     ) -> tuple[list[Record], list[Reject], dict[str, float]]:
         loop = self.loop
-        with sampling_progress(loop.console, r, sum(q.sampling.n for q in requests)) as on_completion:
+        with sampling_progress(
+            loop.console, f"round {r}: teacher", sum(q.sampling.n for q in requests)
+        ) as on_completion:
             completions, stats = sample_with_cache(loop.ctx, requests, loop.cache, loop.executor, on_completion)
         candidates, rejects = self._parse(r, requests, completions, earlier or set())
         return candidates, rejects, stats.as_dict()
@@ -159,34 +157,3 @@ class GenerateStage(Stage):
                 known.add(record.id)
                 candidates.append(record)
         return candidates, rejects
-
-
-def sampling_progress(console: Console, r: int, total: int) -> Any:
-    """A live bar of the round's teacher samples (with tokens/s); entering it gives the per-sample callback."""
-
-    class _Progress:
-        def __enter__(self_inner) -> Any:
-            self_inner.progress = Progress(
-                TextColumn(f"round {r}: teacher"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            )
-            self_inner.progress.start()
-            self_inner.task = self_inner.progress.add_task("sample", total=total, rate="")
-            self_inner.started = time.perf_counter()
-            self_inner.tokens = 0
-            return self_inner.update
-
-        def update(self_inner, completion: Completion) -> None:
-            self_inner.tokens += completion.completion_tokens
-            elapsed = max(time.perf_counter() - self_inner.started, 1e-6)
-            self_inner.progress.update(self_inner.task, advance=1, rate=f"{self_inner.tokens / elapsed:.0f} tok/s")
-
-        def __exit__(self_inner, *exc: object) -> None:
-            self_inner.progress.stop()
-
-    return _Progress()

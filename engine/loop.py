@@ -19,6 +19,7 @@ from distilforge.engine.api.context import RunContext
 from distilforge.engine.api.toolkit.console import make_console
 from distilforge.engine.executors import Executor
 from distilforge.engine.generation import GenerateStage
+from distilforge.engine.progress import stage_status
 from distilforge.engine.sampling import CachedTeacherAccess
 from distilforge.engine.stages import EvaluateStage, RoundState, SelectStage, Stage, StageRunner, TrainStage
 from distilforge.engine.store import RunStore, TeacherCache
@@ -107,7 +108,7 @@ class RoundLoop:
         settings = self.ctx.config.teacher_baseline
         if not (settings.enabled and self.ctx.labels) or load_teacher_baseline(self.store.run_dir) is not None:
             return
-        with self.console.status("teacher baseline: the teacher classifies the test split zero-shot"):
+        with stage_status(self.console, "teacher baseline: the teacher classifies the test split zero-shot"):
             result = run_teacher_baseline(self.ctx)
         if result is not None:
             self.console.print(

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from distilforge.engine import hooks
+from distilforge.engine.progress import stage_status
 from distilforge.engine.store import RunStore
 from distilforge.schemas import Evaluation, Record, RoundMetrics
 
@@ -96,7 +97,7 @@ class TrainStage(Stage):
             state.metrics["trained"] = False
             return
         started = time.perf_counter()
-        with loop.console.status(f"round {r}: training the student on {len(state.training)} records"):
+        with stage_status(loop.console, f"round {r}: training the student on {len(state.training)} records"):
             stats = hooks.train_student(loop.pm, ctx.student, state.training, ctx)
         state.metrics["train_stats"] = stats
         state.metrics["train_seconds"] = round(time.perf_counter() - started, 2)
@@ -118,7 +119,7 @@ class EvaluateStage(Stage):
 
     def run(self, state: RoundState) -> None:
         loop, ctx, store, r = self.loop, self.loop.ctx, self.loop.store, state.round
-        with loop.console.status(f"round {r}: evaluating the student"):
+        with stage_status(loop.console, f"round {r}: evaluating the student"):
             train_eval = hooks.evaluate_student(loop.pm, ctx.student, ctx.pool, "train", ctx)
             if state.metrics.get("trained", True):
                 test_eval = hooks.evaluate_student(loop.pm, ctx.student, ctx.test, "test", ctx)
