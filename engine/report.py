@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from distilforge.engine.api.toolkit.files import atomic_write_text
+from distilforge.engine.report_details import classification_section, rejects_section
 from distilforge.schemas import RunLayout
 
 
@@ -37,12 +38,21 @@ def plot_accuracy(metrics: list[dict[str, Any]], path: Path, baseline: dict[str,
         values = [_acc(m, split) for m in metrics]
         if any(v is not None for v in values):
             ax.plot(rounds, [float("nan") if v is None else v for v in values], style, label=f"{split} accuracy")
+    seed_only = _acc(metrics[0], "test") if metrics and metrics[0].get("round") == 0 else None
+    if seed_only is not None:
+        ax.axhline(seed_only, color="tab:blue", linestyle="--", linewidth=0.8, label="seed-only student (round 0)")
     if baseline is not None:
         label = f"teacher zero-shot (n={baseline['n']})"
         ax.axhline(baseline["accuracy"], color="tab:green", linestyle=":", label=label)
-    ax.set_xlabel("round (0 = seed data only)")
+    ax.set_xlabel("round")
     ax.set_ylabel("accuracy")
-    ax.set_xticks(rounds)
+    ax.set_ylim(0.0, 1.0)  # the whole scale: a small change must not look big
+    if len(rounds) <= 15:
+        ax.set_xticks(rounds)
+    else:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=10, integer=True))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize="small", frameon=False)
     ax2 = ax.twinx()
@@ -68,7 +78,15 @@ def headline(metrics: list[dict[str, Any]], baseline: dict[str, Any] | None) -> 
         )
         best = max(tested, key=lambda m: _acc(m, "test") or 0.0)
         if best is not tested[-1] and best is not tested[0]:
-            lines.append(f"best round: {best['round']} ({_acc(best, 'test'):.3f})")
+            lines.append(
+                f"best round on the test split: {best['round']} ({_acc(best, 'test'):.3f}; not a choice made on it)"
+            )
+        if last < first:
+            lines.append(
+                "the final student is worse than seed-only: check the teacher's zero-shot accuracy (does it know the"
+                " task?), read rejects.jsonl and the accepted samples below, try a stronger teacher preset, the"
+                " label-judge filter, or fewer rounds"
+            )
     if baseline is not None:
         lines.append(
             f"teacher zero-shot accuracy: {baseline['accuracy']:.3f} on {baseline['n']} of {baseline['test_size']}"
@@ -128,9 +146,13 @@ def write_report(run_dir: Path) -> Path:
     if metrics:
         plot_accuracy(metrics, layout.accuracy_plot, baseline)
         lines += ["", "![accuracy per round](accuracy.png)", ""]
+    tested = [m["round"] for m in metrics if _acc(m, "test") is not None]
+    lines += classification_section(layout, manifest.get("labels"), tested[-1] if tested else None)
+    lines += rejects_section(layout)
     lines += [
         "",
-        "Round 0 is the student trained on the seed data only; round r > 0 adds what rounds 0..r-1 generated.",
+        "Round 0 is the student trained on the seed data only; what later rounds train on is the method's choice"
+        " (its section below, or `rounds/<r>/metrics.json`).",
         "Files: `records.jsonl` (accepted records), `rejects.jsonl` (every reject with its reason), `rounds/<r>/`.",
         "",
     ]
