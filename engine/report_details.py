@@ -67,9 +67,11 @@ def plot_confusion(scores: dict[str, Any], labels: list[str], path: Path, title:
     ax.imshow(grid, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
+    darkest = max((max(row) for row in grid), default=0)
     for i, row in enumerate(grid):
         for j, count in enumerate(row):
-            ax.text(j, i, str(count), ha="center", va="center", color="black")
+            colour = "white" if darkest and count > darkest / 2 else "black"
+            ax.text(j, i, str(count), ha="center", va="center", color=colour)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true label")
     ax.set_title(title, fontsize="small")
