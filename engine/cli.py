@@ -107,6 +107,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from distilforge.engine.compare import comparison_table
+
+    lines = comparison_table([Path(r) for r in args.runs], [Path(r) for r in args.vs or []])
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    return 0
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     if args.check:
         return cmd_plugins_check(args)
@@ -251,6 +262,12 @@ are retried when the same command runs again (finished prompts are skipped, cach
     p.add_argument("--round", type=int, help="the round whose student to use (default: the latest kept)")
     p.add_argument("--input-field", help="the column holding the text (default: text or input)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("compare", help="several runs in one table: seed-only, final, Δ, mean ± sd, paired deltas")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--vs", nargs="+", metavar="RUN_DIR", help="baseline runs, paired with RUN_DIR... by position")
+    p.add_argument("-o", "--output", help="also write the table (markdown) to this file")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("plugins", help="list plugins, their versions, components and hooks")
     p.add_argument("--json", action="store_true")
