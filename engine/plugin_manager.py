@@ -48,6 +48,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "distilforge.plugins.methods.gold",
     "distilforge.plugins.methods.laat",
     "distilforge.plugins.models.commands",
+    "distilforge.plugins.teachers.serve_command",
 )
 
 DISPATCH_PLUGIN = "distilforge.engine.dispatch"

@@ -1,0 +1,75 @@
+"""``distilforge serve``: the tiny model behind vLLM's server, `generate` through it, Ctrl-C stops it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from fixtures_models import require_vllm
+
+from distilforge.plugins.teachers.vllm_server import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def test_serve_prints_the_teacher_block_generate_uses_it_and_ctrl_c_stops_it(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    require_vllm()
+    port = free_port()
+    log = tmp_path / "serve.log"
+    cmd = [sys.executable, "-m", "distilforge.engine.cli", "serve", str(tiny_model_dir), "--port", str(port)]
+    cmd += ["--name", "tiny", "--max-model-len", "512", "--kv-cache-gib", "1", "--log", str(log)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 600
+        while "  model: tiny" not in lines and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip("\n"))
+        start = lines.index("teacher:")
+        block = yaml.safe_load("\n".join(lines[start : start + 4]))
+        assert block["teacher"] == {"type": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "model": "tiny"}
+
+        config = tmp_path / "gen.yaml"
+        config.write_text(
+            yaml.safe_dump({**block, "sampling": {"max_tokens": 8}, "teacher_cache": str(tmp_path / "c.sqlite")})
+        )
+        prompts = tmp_path / "prompts.jsonl"
+        prompts.write_text('{"prompt": "Say hi.", "topic": "greeting"}\n')
+        out = tmp_path / "out.jsonl"
+        gen = [
+            sys.executable,
+            "-m",
+            "distilforge.engine.cli",
+            "generate",
+            str(prompts),
+            "-c",
+            str(config),
+            "-o",
+            str(out),
+        ]
+        done = subprocess.run(gen, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        row = json.loads(out.read_text().splitlines()[0])
+        assert row["topic"] == "greeting" and row["model"] == "openai:127.0.0.1/tiny" and row["completion_tokens"] > 0
+
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=2.0)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
