@@ -41,7 +41,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.dry_run:
         return cmd_validate(args)
-    start_run(_engine(args), Path(args.config), force=args.force)
+    if not args.seeds:
+        start_run(_engine(args), Path(args.config), force=args.force)
+        return 0
+    from distilforge.engine.compare import comparison_table
+    from distilforge.engine.config import load_yaml
+
+    engine, path = _engine(args), Path(args.config)
+    name = str((load_yaml(path) or {}).get("name", path.stem))
+    runs = []
+    for seed in args.seeds:
+        overrides = {"seed": seed, "name": f"{name}-s{seed}"}
+        start_run(engine, path, force=args.force, overrides=overrides)
+        runs.append(engine.run_dir(engine.parse({**load_yaml(path), **overrides}, path.parent)))
+    print("\n".join(comparison_table(runs)))
     return 0
 
 
@@ -198,6 +211,11 @@ def build_parser(pm: pluggy.PluginManager) -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--force", action="store_true", help="continue an existing run even though the config changed")
     p.add_argument("--dry-run", action="store_true", help="check everything (as `validate` does) and stop")
+    p.add_argument(
+        "--seeds",
+        type=lambda text: [int(x) for x in text.split(",") if x.strip()],
+        help="run once per seed (e.g. 0,1,2) as NAME-s<seed>, then print them side by side with mean ± sd",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(

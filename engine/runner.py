@@ -75,10 +75,19 @@ def _never_generated(store: RunStore) -> bool:
 
 
 def start_run(
-    engine: Engine, config_path: Path, *, force: bool = False, console: Console | None = None
+    engine: Engine,
+    config_path: Path,
+    *,
+    force: bool = False,
+    console: Console | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
+    """Run (or resume) the config at ``config_path``, with top-level ``overrides`` applied (``--seeds``)."""
     console = console or make_console()
-    config = engine.parse(load_yaml(config_path), config_path.parent)
+    data = load_yaml(config_path)
+    if overrides and isinstance(data, dict):
+        data = {**data, **overrides}
+    config = engine.parse(data, config_path.parent)
     run_dir = engine.run_dir(config)
     store = RunStore(run_dir)
     if RunStore.exists(run_dir):
@@ -89,7 +98,7 @@ def start_run(
                 console.print(f"{run_dir} stopped before any teacher work was committed; starting it again")
                 store.close()
                 store.discard()
-                return start_run(engine, config_path, force=force, console=console)
+                return start_run(engine, config_path, force=force, console=console, overrides=overrides)
             _check_same(store, config, force)
         except BaseException:
             store.close()

@@ -47,3 +47,17 @@ def test_the_table_has_every_run_the_means_and_the_paired_deltas(
     assert code == 0 and "paired Δ" in output and (tmp_path / "t.md").read_text().splitlines() == lines
     with pytest.raises(DistilforgeError, match="pairs runs by position: 2 runs against 1"):
         comparison_table(a, b[:1])
+
+
+def test_run_with_seeds_makes_one_run_per_seed_and_prints_them_together(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = loop_config(tmp_path, name="multi", student={"type": "tfidf-logreg"}, method={"rounds": 1})
+    path = write_config(tmp_path / "multi.yaml", config)
+    code, output = run_cli(capsys, "run", str(path), "--seeds", "0,1")
+    assert code == 0, output
+    assert (tmp_path / "runs" / "multi-s0").is_dir() and (tmp_path / "runs" / "multi-s1").is_dir()
+    import yaml
+
+    assert yaml.safe_load((tmp_path / "runs" / "multi-s1" / "config.yaml").read_text())["seed"] == 1
+    assert "| multi-s0 |" in output and "| multi-s1 |" in output and "| mean ± sd (n=2) |" in output
