@@ -49,6 +49,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "distilforge.plugins.methods.laat",
     "distilforge.plugins.models.commands",
     "distilforge.plugins.teachers.serve_command",
+    "distilforge.plugins.datasets.init_command",
 )
 
 DISPATCH_PLUGIN = "distilforge.engine.dispatch"
