@@ -44,6 +44,7 @@ def test_a_text_config_from_a_csv_validates_as_written(
     assert "# tokens per input" in out.read_text()  # the choices are explained
     code, output = run_cli(capsys, "validate", str(out))
     assert code == 0 and "5 labels: business, science, sport, tech, world" in output, output
+    assert not (tmp_path / "home" / "models" / "smollm2-135m-instruct").exists()  # validating converts nothing
     code, output = run_cli(capsys, "init", "--method", method, "--data", str(data), "-o", str(out))
     assert code == 2 and "pass --force" in output
 

@@ -108,7 +108,7 @@ def prepared_preset_dir(name: str) -> Path:
     """The converted directory of preset ``name``; a clear error naming the set-up command if it
     is missing (the embedded SmolLM2 is converted on first use instead: its file is installed)."""
     if name == DEFAULT_PRESET:
-        return default_teacher_dir()
+        return default_teacher_path()  # its file is installed: converted when an engine first starts
     path = preset_path(name)
     if not is_prepared(path):
         raise ModelUnavailable(

@@ -24,7 +24,7 @@ from pydantic import Field, field_validator
 from distilforge.engine.api.components import Teacher
 from distilforge.engine.api.hookspecs import Register, hookimpl
 from distilforge.engine.api.toolkit.completions import error_completion, finite_logprob
-from distilforge.plugins.models.packaged import teacher_model_path
+from distilforge.plugins.models.packaged import DEFAULT_PRESET, teacher_model_path
 from distilforge.plugins.models.presets import check_model_reference
 from distilforge.schemas import Completion, ComponentConfig, TeacherRequest
 from distilforge.schemas.records import TokenLogprob
@@ -85,7 +85,7 @@ class TransformersTeacher(Teacher[TransformersTeacherConfig]):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         cfg = self.config
-        if cfg.model is None:
+        if cfg.model in (None, DEFAULT_PRESET):
             from distilforge.plugins.models.packaged import default_teacher_dir
 
             self._model_path = str(default_teacher_dir())
