@@ -8,6 +8,9 @@ from typing import Any
 
 import yaml
 
+from distilforge.engine.api.context import RunContext
+from distilforge.schemas import Record
+
 DATA = Path(__file__).parent / "data"
 
 
@@ -62,3 +65,18 @@ def run_cli(capsys: Any, *args: str) -> tuple[int, str]:
     output = " ".join((captured.out + captured.err).split())
     assert "Traceback" not in output, output
     return code, output
+
+
+def make_ctx(pool: list[Record] | None = None, labels: list[str] | None = None, filters: Any = ()) -> RunContext:
+    """A real RunContext; the components these filters never touch are left as None."""
+    return RunContext(
+        config=None,  # type: ignore[arg-type]
+        run_dir=Path("."),
+        teacher=None,  # type: ignore[arg-type]
+        student=None,  # type: ignore[arg-type]
+        method=None,  # type: ignore[arg-type]
+        dataset=None,  # type: ignore[arg-type]
+        filters=list(filters),
+        pool=list(pool or []),
+        labels=labels,
+    )

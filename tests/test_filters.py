@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from distilforge.engine.api.context import RunContext
 from distilforge.engine.dispatch import filter_records
 from distilforge.plugins.filters.novelty import (
     ExactDedupConfig,
@@ -21,21 +19,7 @@ from distilforge.plugins.filters.novelty import (
 )
 from distilforge.plugins.filters.validity import ParseValidityConfig, ParseValidityFilter
 from distilforge.schemas import Record
-
-
-def make_ctx(pool: list[Record] | None = None, labels: list[str] | None = None, filters: Any = ()) -> RunContext:
-    """A real RunContext; the components these filters never touch are left as None."""
-    return RunContext(
-        config=None,  # type: ignore[arg-type]
-        run_dir=Path("."),
-        teacher=None,  # type: ignore[arg-type]
-        student=None,  # type: ignore[arg-type]
-        method=None,  # type: ignore[arg-type]
-        dataset=None,  # type: ignore[arg-type]
-        filters=list(filters),
-        pool=list(pool or []),
-        labels=labels,
-    )
+from tests.helpers import make_ctx
 
 
 def rec(text: str, target: str = "pos", **meta: Any) -> Record:

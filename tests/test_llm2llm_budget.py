@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from distilforge.engine.api.context import RunContext
 from distilforge.plugins.methods.llm2llm import LLM2LLM, LLM2LLMConfig, answer_budget
 from distilforge.schemas import Record, SamplingParams
+from tests.helpers import make_ctx
 
 
 def _requests(pool: list[Record], **config: object) -> list[int]:
-    ctx = RunContext(
-        config=None,  # type: ignore[arg-type]
-        run_dir=Path("."),
-        teacher=None,  # type: ignore[arg-type]
-        student=None,  # type: ignore[arg-type]
-        method=None,  # type: ignore[arg-type]
-        dataset=None,  # type: ignore[arg-type]
-        pool=pool,
-        labels=["a", "b"],
-        task="Classify.",
-    )
+    ctx = make_ctx(pool, labels=["a", "b"])
     method = LLM2LLM(LLM2LLMConfig.model_validate(config))
     return [r.sampling.max_tokens for r in method.build_prompts(pool[:1], ctx)]
 
