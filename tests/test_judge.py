@@ -545,12 +545,12 @@ def test_headline() -> None:
     baseline = {"accuracy": 0.835, "n": 300, "test_size": 1000, "teacher": "vllm:/models/q"}
     assert headline([m(0, 0.61), m(1, 0.7), m(2, 0.655)], baseline) == [
         "student test accuracy: seed-only (round 0) 0.610 -> final (round 2) 0.655 (+0.045)",
-        "best round: 1 (0.700)",
+        "best round on the test split: 1 (0.700; not a choice made on it)",
         "teacher zero-shot accuracy: 0.835 on 300 of 1000 test examples (vllm:/models/q)",
     ]
-    assert headline([m(0, 0.7), m(1, 0.6)], None) == [
-        "student test accuracy: seed-only (round 0) 0.700 -> final (round 1) 0.600 (-0.100)"
-    ]
+    worse = headline([m(0, 0.7), m(1, 0.6)], None)
+    assert worse[0] == "student test accuracy: seed-only (round 0) 0.700 -> final (round 1) 0.600 (-0.100)"
+    assert len(worse) == 2 and worse[1].startswith("the final student is worse than seed-only: check the teacher")
     assert headline([], None) == []
 
 
