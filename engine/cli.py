@@ -48,12 +48,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from distilforge.engine.config import load_yaml
 
     engine, path = _engine(args), Path(args.config)
-    name = str((load_yaml(path) or {}).get("name", path.stem))
+    config = engine.parse(load_yaml(path), path.parent)
     runs = []
     for seed in args.seeds:
-        overrides = {"seed": seed, "name": f"{name}-s{seed}"}
-        start_run(engine, path, force=args.force, overrides=overrides)
-        runs.append(engine.run_dir(engine.parse({**load_yaml(path), **overrides}, path.parent)))
+        name = f"{config.name}-s{seed}"
+        start_run(engine, path, force=args.force, overrides={"seed": seed, "name": name})
+        runs.append(engine.run_dir(config.model_copy(update={"name": name})))
     print("\n".join(comparison_table(runs)))
     return 0
 
@@ -266,7 +266,7 @@ are retried when the same command runs again (finished prompts are skipped, cach
         "export", help="export a run's records (and rejects) as JSONL, CSV, Parquet, a datasets folder or chat JSONL"
     )
     p.add_argument("run_dir")
-    p.add_argument("--format", choices=["jsonl", "csv", "parquet", "datasets", "chat"], default="jsonl")
+    p.add_argument("--format", default="jsonl", help="jsonl (default), csv, parquet, datasets or chat")
     p.add_argument("-o", "--output", help="file (folder for datasets); default RUN_DIR/export/data.<format>")
     p.add_argument("--include", default="seeds,synthetic", help="comma-separated: seeds, synthetic, rejects")
     p.add_argument("--provenance", action="store_true", help="add id, parent_id, provenance and scores columns")

@@ -18,16 +18,15 @@ import os
 from collections.abc import Iterable
 from itertools import islice
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from distilforge.engine.api.errors import DistilforgeError
 from distilforge.engine.store.jsonl import read_jsonl
 from distilforge.schemas import RunLayout
 
-Format = Literal["jsonl", "csv", "parquet", "datasets", "chat"]
-FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet", "datasets", "chat")
 PARTS: tuple[str, ...] = ("seeds", "synthetic", "rejects")
 SUFFIX = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet", "datasets": "", "chat": ".jsonl"}
+FORMATS: tuple[str, ...] = tuple(SUFFIX)
 
 
 def _committed(path: Path, count: int) -> Iterable[dict[str, Any]]:
