@@ -54,7 +54,8 @@ def sampling_progress(
 
     def line(now: float) -> str:
         done, elapsed = state["done"], max(now - started, 1e-6)
-        left = f", about {_clock(elapsed / done * (total - done))} left" if 0 < done < total else ""
+        # an estimate from the first few samples is noise (a chunk often arrives at once)
+        left = f", about {_clock(elapsed / done * (total - done))} left" if 0.1 * total <= done < total else ""
         share = f" ({100 * done / total:.0f}%)" if total else ""
         rate = state["tokens"] / elapsed
         return f"{label}: {done}/{total} samples{share}, {rate:.0f} tok/s, {_clock(elapsed)} elapsed{left}"
