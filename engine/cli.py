@@ -114,7 +114,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     r, count = predict_run(
-        _engine(args), Path(args.run_dir), Path(args.input), out, round_index=args.round, input_field=args.input_field
+        _engine(args),
+        Path(args.run_dir),
+        Path(args.input),
+        out,
+        round_index=args.round,
+        best=args.best,
+        input_field=args.input_field,
     )
     make_console().print(f"predicted {count} rows with round {r}'s student -> {out}", highlight=False, markup=False)
     return 0
@@ -277,7 +283,9 @@ are retried when the same command runs again (finished prompts are skipped, cach
     p.add_argument("run_dir")
     p.add_argument("input", help="JSONL or CSV rows, or a .txt file with one text per line")
     p.add_argument("-o", "--output", required=True, help="JSONL: each input row plus prediction and confidence")
-    p.add_argument("--round", type=int, help="the round whose student to use (default: the latest kept)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--round", type=int, help="the round whose student to use (default: the latest kept)")
+    which.add_argument("--best", action="store_true", help="the best round's student on the validation split")
     p.add_argument("--input-field", help="the column holding the text (default: text or input)")
     p.set_defaults(func=cmd_predict)
 

@@ -10,6 +10,7 @@ duplicating a record and without paying again for a sample.
 from __future__ import annotations
 
 import shutil
+import time
 from typing import Any
 
 import pluggy
@@ -17,11 +18,20 @@ from rich.console import Console
 
 from distilforge.engine.api.context import RunContext
 from distilforge.engine.api.toolkit.console import make_console
+from distilforge.engine.best_round import carve_validation, patience_exhausted
 from distilforge.engine.executors import Executor
 from distilforge.engine.generation import GenerateStage
 from distilforge.engine.progress import stage_status
 from distilforge.engine.sampling import CachedTeacherAccess
-from distilforge.engine.stages import EvaluateStage, RoundState, SelectStage, Stage, StageRunner, TrainStage
+from distilforge.engine.stages import (
+    EvaluateStage,
+    RoundState,
+    SelectStage,
+    Stage,
+    StageRunner,
+    TrainStage,
+    write_round_metrics,
+)
 from distilforge.engine.store import RunStore, TeacherCache
 from distilforge.engine.store.jsonl import JsonlAppender
 from distilforge.engine.teacher_baseline import load_teacher_baseline, run_teacher_baseline
@@ -49,8 +59,8 @@ class RoundLoop:
         ctx.teacher_access = CachedTeacherAccess(cache, executor)
         self.runner = StageRunner(self)
         train, evaluate = TrainStage(self), EvaluateStage(self)
-        self.stages: list[Stage] = [train, evaluate, SelectStage(self), GenerateStage(self)]
-        self.last_stages: list[Stage] = [train, evaluate]
+        self.assess: list[Stage] = [train, evaluate]
+        self.grow: list[Stage] = [SelectStage(self), GenerateStage(self)]
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> list[dict[str, Any]]:
@@ -62,7 +72,11 @@ class RoundLoop:
         self.ctx.state = dict(self.store.manifest.get("state", {}))
         self._teacher_baseline()
         total_rounds = self.ctx.method.rounds
+        final = total_rounds
         for round_index in range(total_rounds + 1):
+            if self.store.manifest.get("stopped_early") is not None:
+                final = int(self.store.manifest["stopped_early"])
+                break
             self.ctx.round = round_index
             self.ctx.pool = self.store.load_records()
             last = round_index == total_rounds
@@ -70,6 +84,8 @@ class RoundLoop:
                 last and self.store.stage_done(round_index, "evaluate")
             ):
                 continue
+            fresh = not self.store.manifest["rounds"].get(str(round_index))
+            started = time.perf_counter()
             training = self.ctx.method.training_records(self.ctx.pool, self.ctx)
             metrics: dict[str, Any] = {
                 "round": round_index,
@@ -77,14 +93,51 @@ class RoundLoop:
                 "pool_size": len(self.ctx.pool),
             }
             state = RoundState(round=round_index, last=last, training=training, metrics=metrics)
-            self.runner.run(self.last_stages if last else self.stages, state)
+            self.runner.run(self.assess, state)
+            best = self.store.manifest.get("best")
+            if not last and patience_exhausted(best, round_index, self.ctx.config.validation):
+                self._stop_early(state)
+                continue  # the check at the top ends the loop
+            if not last:
+                self.runner.run(self.grow, state)
+                if round_index == 0 and fresh:
+                    self._estimate(time.perf_counter() - started, total_rounds)
         self.store.set_status("completed")
-        return [self._metrics(r) for r in range(total_rounds + 1)]
+        return [self._metrics(r) for r in range(final + 1)]
+
+    def _stop_early(self, state: RoundState) -> None:
+        best = self.store.manifest["best"]
+        state.metrics["stopped_early"] = True
+        write_round_metrics(self.store, state.round, state.metrics)
+        self.store.manifest["stopped_early"] = state.round
+        self.store.save_manifest()
+        self.console.print(
+            f"stopping early after round {state.round}: no validation gain for"
+            f" {self.ctx.config.validation.patience} rounds since round {best['round']}"
+            f" ({best['metric']} {best['value']:.3f})",
+            highlight=False,
+        )
+
+    def _estimate(self, seconds: float, total_rounds: int) -> None:
+        """After round 0, what the rest of the run will take at its pace (rounds 1.. are alike)."""
+        remaining = total_rounds - 1  # generating rounds after round 0; the last round only trains
+        if remaining <= 0:
+            return
+        m = self._metrics(0)
+        counts = [m, *(m.get("usage") or {}).values()]  # the method's samples, then the judge's and others
+        tokens = sum(int(c.get(k) or 0) for c in counts for k in ("prompt_tokens", "completion_tokens"))
+        self.console.print(
+            f"round 0 took {seconds:.0f} s and {tokens:,} teacher tokens; at that pace the other"
+            f" {remaining} generating rounds take about {seconds * remaining / 60:.0f} min and"
+            f" {tokens * remaining:,} tokens (fewer when answers are cached)",
+            highlight=False,
+        )
 
     # ------------------------------------------------------------------ before the rounds
     def _seed(self) -> None:
         if self.store.manifest["seeded"]:
             self.ctx.test = self.store.load_test()
+            self.ctx.validation = self.store.load_validation()
             self.ctx.labels = self.store.manifest.get("labels")
             self.ctx.task = self.store.manifest.get("task", "")
             self.ctx.dataset_info = self.store.manifest.get("dataset_info", {})
@@ -93,15 +146,20 @@ class RoundLoop:
         check_splits(splits)
         seeds = [r.model_copy(update={"origin": r.origin or "seed", "round": 0}) for r in splits.seed]
         unique = list({r.id: r for r in seeds}.values())
-        test_file = self.store.test_path
-        test_file.unlink(missing_ok=True)
-        with JsonlAppender(test_file) as out:
-            out.write_many(r.model_dump(mode="json") for r in splits.test)
+        unique, validation = carve_validation(
+            unique, self.ctx.config.validation, self.ctx.seed, stratified=splits.labels is not None
+        )
+        for path, split in ((self.store.test_path, splits.test), (self.store.layout.validation, validation)):
+            path.unlink(missing_ok=True)
+            if split or path == self.store.test_path:
+                with JsonlAppender(path) as out:
+                    out.write_many(r.model_dump(mode="json") for r in split)
         # the seeds and the "seeded" flag land in one manifest write: a kill between two writes re-seeded a
         # run whose seeds were already committed, and every seed record was then in the pool twice
         dataset = {"labels": splits.labels, "task": splits.task, "dataset_info": splits.extra}
         self.store.commit(unique, manifest_updates={**dataset, "seeded": True})
         self.ctx.test, self.ctx.labels, self.ctx.task = list(splits.test), splits.labels, splits.task
+        self.ctx.validation = validation
         self.ctx.dataset_info = dict(splits.extra)
 
     def _teacher_baseline(self) -> None:
@@ -125,9 +183,16 @@ class RoundLoop:
             self.ctx.student.load(self.store.layout.student(trained))
             self.student_round = trained
 
-    def drop_checkpoints_before(self, r: int) -> None:
-        for older in range(r):
-            shutil.rmtree(self.store.layout.student(older), ignore_errors=True)
+    def prune_checkpoints(self) -> None:
+        """With ``keep_checkpoints: last``, drop every student checkpoint but the latest trained one
+        and the best round's (chosen on the validation split)."""
+        if self.ctx.config.keep_checkpoints != "last" or self.student_round is None:
+            return
+        best = self.store.manifest.get("best") or {}
+        keep = {self.student_round, best.get("checkpoint")}
+        for older in range(self.student_round):
+            if older not in keep:
+                shutil.rmtree(self.store.layout.student(older), ignore_errors=True)
 
     def _metrics(self, r: int) -> dict[str, Any]:
         path = self.store.layout.metrics(r)

@@ -1,7 +1,8 @@
 """``distilforge predict RUN_DIR INPUT``: the run's trained student on new inputs.
 
 The student is built from the run's stored config and loads the checkpoint of the latest round
-that trained (or of ``--round R``, when its checkpoint was kept: ``keep_checkpoints: all``). Input:
+that trained, of the best round on the validation split (``--best``, with ``validation.fraction``
+set) or of ``--round R``, when its checkpoint was kept (``keep_checkpoints: all``). Input:
 JSONL or CSV rows (the text is the ``--input-field`` column, default ``text`` or ``input``), or a
 ``.txt`` file with one text per line. Output: JSONL, each input row with ``prediction`` and
 ``confidence`` added. Nothing in the run directory changes.
@@ -22,11 +23,19 @@ from distilforge.schemas import Record, RunLayout
 INPUT_GUESSES = ("text", "input")
 
 
-def checkpoint_round(layout: RunLayout, wanted: int | None) -> int:
-    """The round whose student checkpoint to load: ``wanted``, or the latest one kept."""
-    kept = sorted(int(p.parent.name) for p in layout.root.glob("rounds/*/student") if p.parent.name.isdigit())
+def checkpoint_round(layout: RunLayout, wanted: int | None, *, best: bool = False) -> int:
+    """The round whose student checkpoint to load: ``wanted``, the best round's on the validation
+    split (``best``), or the latest one kept."""
+    kept = [r for r in layout.rounds() if layout.student(r).exists()]
     if not kept:
         raise DistilforgeError(f"{layout.root} holds no student checkpoint (no round has trained yet)")
+    if best:
+        chosen = json.loads(layout.manifest.read_text()).get("best") if layout.manifest.exists() else None
+        if chosen is None:
+            raise DistilforgeError(
+                f"{layout.root} has no best round: it had no validation split (config validation.fraction)"
+            )
+        wanted = int(chosen["checkpoint"])
     if wanted is None:
         return kept[-1]
     if wanted not in kept:
@@ -61,6 +70,7 @@ def predict_run(
     out_path: Path,
     *,
     round_index: int | None = None,
+    best: bool = False,
     input_field: str | None = None,
 ) -> tuple[int, int]:
     """Predict every input with the run's student; returns (round of the checkpoint, rows written)."""
@@ -68,7 +78,7 @@ def predict_run(
     if not layout.config.exists():
         raise DistilforgeError(f"{run_dir} is not a distilforge run directory (no config.yaml)")
     config = engine.parse(load_yaml(layout.config))
-    r = checkpoint_round(layout, round_index)
+    r = checkpoint_round(layout, round_index, best=best)
     rows = read_inputs(input_path, input_field)
     student = engine.registry.build("student", config.student)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from distilforge.engine.api.context import RunContext
-from distilforge.engine.api.errors import ResumeRefused
+from distilforge.engine.api.errors import DistilforgeError, ResumeRefused
 from distilforge.engine.api.toolkit.console import make_console
 from distilforge.engine.build import Engine
 from distilforge.engine.config import RunConfig, config_diff, config_to_dict, fingerprint, load_yaml
@@ -53,10 +54,13 @@ def _execute(
     return metrics
 
 
-def _check_same(store: RunStore, config: RunConfig, force: bool) -> None:
+def _check_same(engine: Engine, store: RunStore, config: RunConfig, force: bool) -> None:
     if store.manifest.get("fingerprint") == fingerprint(config):
         return
-    changes = config_diff(store.stored_config(), config_to_dict(config))
+    stored = store.stored_config()
+    with contextlib.suppress(DistilforgeError):  # through today's model: a field added since, at its default,
+        stored = config_to_dict(engine.parse(stored))  # is no change
+    changes = config_diff(stored, config_to_dict(config))
     if not changes:
         return
     if not force:
@@ -99,7 +103,7 @@ def start_run(
                 store.close()
                 store.discard()
                 return start_run(engine, config_path, force=force, console=console, overrides=overrides)
-            _check_same(store, config, force)
+            _check_same(engine, store, config, force)
         except BaseException:
             store.close()
             raise
@@ -139,7 +143,7 @@ def resume_run(
             if config_path
             else engine.parse(store.stored_config())
         )
-        _check_same(store, config, force)
+        _check_same(engine, store, config, force)
     except BaseException:
         store.close()
         raise
@@ -164,31 +168,26 @@ def _fmt(value: Any) -> str:
 
 
 def print_summary(metrics: list[dict[str, Any]], console: Console) -> None:
+    with_validation = any(m.get("validation_metrics") for m in metrics)
+    columns = ["round", "train size", "train acc", "test acc", "val acc", "failures", "generated", "accepted"]
+    columns += ["rejected", "cached", "new samples"]
     table = Table(title="distilforge: per-round summary")
-    for column in (
-        "round",
-        "train size",
-        "train acc",
-        "test acc",
-        "failures",
-        "generated",
-        "accepted",
-        "rejected",
-        "cached",
-        "new samples",
-    ):
-        table.add_column(column, justify="right")
+    for column in columns:
+        if column != "val acc" or with_validation:
+            table.add_column(column, justify="right")
     for m in metrics:
-        table.add_row(
+        cells = [
             _fmt(m.get("round")),
             _fmt(m.get("train_size")),
             _fmt((m.get("train_metrics") or {}).get("accuracy")),
             _fmt((m.get("test_metrics") or {}).get("accuracy")),
+            *([_fmt((m.get("validation_metrics") or {}).get("accuracy"))] if with_validation else []),
             _fmt(m.get("failures")),
             _fmt(m.get("generated")),
             _fmt(m.get("accepted")),
             _fmt(sum(m["rejected"].values()) if "rejected" in m else None),  # a generating round, 0 included
             _fmt(m.get("samples_cached")),
             _fmt(m.get("samples_new")),
-        )
+        ]
+        table.add_row(*cells)
     console.print(table)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from distilforge.engine import hooks
+from distilforge.engine.best_round import improved_best
 from distilforge.engine.progress import stage_status
 from distilforge.engine.store import RunStore
 from distilforge.schemas import Evaluation, Record, RoundMetrics
@@ -104,34 +105,57 @@ class TrainStage(Stage):
         state.metrics["trained"] = True
         ctx.student.save(loop.store.layout.student(r))
         loop.student_round = r
-        if ctx.config.keep_checkpoints == "last":
-            loop.drop_checkpoints_before(r)
+        loop.prune_checkpoints()
 
     def resume(self, state: RoundState) -> None:
         self.loop.load_student(state.round)
 
 
 class EvaluateStage(Stage):
-    """Evaluate the student on its pool and on the test split (an untrained round reuses the last
-    test evaluation: same student, same answers)."""
+    """Evaluate the student on its pool, on the test split and on the validation split if there is
+    one (an untrained round reuses the last held-out evaluations: same student, same answers), and
+    keep track of the best round on validation."""
 
     name = "evaluate"
 
     def run(self, state: RoundState) -> None:
         loop, ctx, store, r = self.loop, self.loop.ctx, self.loop.store, state.round
+        trained = state.metrics.get("trained", True)
         with stage_status(loop.console, f"round {r}: evaluating the student"):
             train_eval = hooks.evaluate_student(loop.pm, ctx.student, ctx.pool, "train", ctx)
-            if state.metrics.get("trained", True):
-                test_eval = hooks.evaluate_student(loop.pm, ctx.student, ctx.test, "test", ctx)
-            else:
-                test_eval = Evaluation.model_validate(store.load_json(r - 1, "evaluation_test.json"))
+            held_out = {"test": ctx.test, "validation": ctx.validation}
+            evaluations = {
+                split: hooks.evaluate_student(loop.pm, ctx.student, records, split, ctx)
+                if trained
+                else Evaluation.model_validate(store.load_json(r - 1, f"evaluation_{split}.json"))
+                for split, records in held_out.items()
+                if records
+            }
         store.save_json(r, "evaluation_train.json", train_eval.model_dump(mode="json"))
-        store.save_json(r, "evaluation_test.json", test_eval.model_dump(mode="json"))
+        for split, evaluation in evaluations.items():
+            store.save_json(r, f"evaluation_{split}.json", evaluation.model_dump(mode="json"))
+            state.metrics[f"{split}_metrics"] = evaluation.metrics
         state.train_eval = train_eval
         state.metrics["train_metrics"] = train_eval.metrics
-        state.metrics["test_metrics"] = test_eval.metrics
+        if "validation" in evaluations:
+            self._track_best(r, evaluations["validation"].metrics)
         if state.last:  # the last round's metrics are final here; written before the stage counts as done
             write_round_metrics(store, r, state.metrics)
+
+    def _track_best(self, r: int, metrics: dict[str, float]) -> None:
+        """The manifest's ``best`` entry moves to round ``r`` when it beats it on validation (saved
+        with the stage's done mark); the checkpoint it names is kept."""
+        loop = self.loop
+        best = improved_best(
+            loop.store.manifest.get("best"),
+            round_index=r,
+            checkpoint=loop.student_round,
+            metrics=metrics,
+            settings=loop.ctx.config.validation,
+        )
+        if best is not None:
+            loop.store.manifest["best"] = best
+            loop.prune_checkpoints()
 
     def resume(self, state: RoundState) -> None:
         state.train_eval = Evaluation.model_validate(self.loop.store.load_json(state.round, "evaluation_train.json"))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from distilforge.engine.api.components import DatasetSplits
 from distilforge.engine.api.errors import DistilforgeError
+from distilforge.engine.best_round import carve_validation
 from distilforge.engine.config import load_yaml
 from distilforge.engine.store import RunStore
 from distilforge.schemas import RunConfig
@@ -39,6 +40,7 @@ class ValidationReport:
     run_dir: Path
     seed_examples: int
     test_examples: int
+    validation_examples: int
     labels: list[str] | None
     teachers: list[str] = field(default_factory=list)
     run_exists: bool = False
@@ -51,6 +53,11 @@ class ValidationReport:
             f" dataset {c.dataset.type}",
             f"dataset: {self.seed_examples} seed examples, {self.test_examples} test examples, {labels}",
         ]
+        if self.validation_examples:
+            out.append(
+                f"validation: {self.validation_examples} of the seed examples held out to pick the best round"
+                + (f", patience {c.validation.patience}" if c.validation.patience else "")
+            )
         out += [f"teacher model: {t}" for t in self.teachers]
         where = "exists: `run` resumes it" if self.run_exists else "would be created"
         out.append(f"run directory {self.run_dir} ({where})")
@@ -74,6 +81,9 @@ def validate_parsed(engine: Engine, config: RunConfig, ctx: RunContext | None = 
     try:
         splits = context.dataset.load(config.seed)
         check_splits(splits)
+        _, validation = carve_validation(
+            splits.seed, config.validation, config.seed, stratified=splits.labels is not None
+        )
         teachers = [context.teacher.model_id] + ([context.judge.model_id] if context.judge is not None else [])
     finally:
         if own:
@@ -81,7 +91,8 @@ def validate_parsed(engine: Engine, config: RunConfig, ctx: RunContext | None = 
     return ValidationReport(
         config=config,
         run_dir=run_dir,
-        seed_examples=len(splits.seed),
+        seed_examples=len(splits.seed) - len(validation),
+        validation_examples=len(validation),
         test_examples=len(splits.test),
         labels=splits.labels,
         teachers=teachers,

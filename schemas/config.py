@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from distilforge.schemas.validators import NoBoolNumbers
 
@@ -107,6 +107,36 @@ class TeacherBaselineConfig(BaseModel):
     )
 
 
+class ValidationConfig(BaseModel):
+    """A validation split carved from the seed examples: it chooses the best round (kept beside the
+    last) and can stop the rounds early. The test split is never used to choose anything."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fraction: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="share of the seed examples held out (stratified by label, seeded by the run's seed) to pick"
+        " the best round on; 0 = off, every seed trains",
+    )
+    metric: str = Field(
+        "accuracy", description="the student's evaluation metric compared across rounds (higher is better)"
+    )
+    patience: int | None = Field(
+        None,
+        ge=1,
+        description="stop after this many rounds without a validation gain over the best round; None = every round",
+    )
+    min_delta: float = Field(0.0, ge=0.0, description="a gain smaller than this does not count as one")
+
+    @model_validator(mode="after")
+    def _patience_needs_a_split(self) -> ValidationConfig:
+        if self.patience is not None and self.fraction == 0:
+            raise ValueError("validation.patience needs a validation split: set validation.fraction (e.g. 0.2)")
+        return self
+
+
 class RunSettings(NoBoolNumbers):
     """Settings that do not depend on installed plugins."""
 
@@ -124,9 +154,11 @@ class RunSettings(NoBoolNumbers):
     teacher_baseline: TeacherBaselineConfig = Field(default_factory=TeacherBaselineConfig)
     keep_checkpoints: Literal["last", "all"] = Field(
         "last",
-        description="'last' keeps the latest trained round's student; 'all' keeps every round's (e.g. round 0's,"
-        " the seed-only student), for `distilforge predict --round R`",
+        description="'last' keeps the latest trained round's student (and the best round's, with a validation"
+        " split); 'all' keeps every round's (e.g. round 0's, the seed-only student), for `distilforge predict"
+        " --round R`",
     )
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
 
 
 class RunConfig(RunSettings):

@@ -38,6 +38,11 @@ class RunLayout:
         return self.root / "test.jsonl"
 
     @property
+    def validation(self) -> Path:
+        """The validation split carved from the seeds (config ``validation.fraction``)."""
+        return self.root / "validation.jsonl"
+
+    @property
     def lock(self) -> Path:
         return self.root / ".lock"
 

@@ -25,6 +25,8 @@ class RoundMetrics(BaseModel):
     train_seconds: float | None = None
     train_metrics: dict[str, float] = {}
     test_metrics: dict[str, float] = {}
+    validation_metrics: dict[str, float] = {}  # with a validation split (config ``validation``)
+    stopped_early: bool = False  # no validation gain for ``validation.patience`` rounds: the run ended here
     failures: int | None = None  # records the method chose to learn from
     failures_by_origin: dict[str, int] = {}
     requests: int | None = None  # teacher requests built from them

@@ -68,6 +68,8 @@ class RunContext(TeacherContext):
     round: int = 0
     pool: list[Record] = field(default_factory=list)
     test: list[Record] = field(default_factory=list)
+    # held out of the seeds to choose the best round (config ``validation``); never in ``pool``
+    validation: list[Record] = field(default_factory=list)
     labels: list[str] | None = None
     task: str = ""
     dataset_info: dict[str, Any] = field(default_factory=dict)

@@ -222,6 +222,11 @@ class RunStore:
     def load_test(self) -> list[Record]:
         return [Record.model_validate(row) for row in read_jsonl(self.test_path)]
 
+    def load_validation(self) -> list[Record]:
+        """The validation split carved from the seeds; none when the run has no such split."""
+        path = self.layout.validation
+        return [Record.model_validate(row) for row in read_jsonl(path)] if path.exists() else []
+
     def commit(
         self,
         records: Sequence[Record],

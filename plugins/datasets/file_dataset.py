@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import random
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +20,7 @@ from pydantic import Field, field_validator
 from distilforge.engine.api.components import Dataset, DatasetSplits
 from distilforge.engine.api.errors import DistilforgeError
 from distilforge.engine.api.toolkit.inputs import InputFileError, read_jsonl_input, read_table_input
+from distilforge.engine.api.toolkit.splits import carve_split
 from distilforge.schemas import ComponentConfig, Record
 from distilforge.schemas.validators import ConfigPath
 
@@ -151,30 +150,6 @@ def infer_labels(targets: list[str]) -> list[str] | None:
     return None
 
 
-def carve_split(
-    records: list[Record], fraction: float, seed: int, *, stratified: bool
-) -> tuple[list[Record], list[Record]]:
-    """(train, test): ``fraction`` held out, of each target when ``stratified`` (at least one of any
-    target seen twice), else of all records."""
-    groups: dict[str, list[Record]] = defaultdict(list)
-    for record in records:
-        groups[record.target if stratified else ""].append(record)
-    rng = random.Random(seed)
-    train: list[Record] = []
-    test: list[Record] = []
-    for target in sorted(groups):
-        members = groups[target]
-        rng.shuffle(members)
-        take = max(1, round(fraction * len(members))) if len(members) >= 2 else 0
-        test += members[:take]
-        train += members[take:]
-    if not test or not train:
-        raise DistilforgeError(
-            f"dataset.train has {len(records)} rows: too few to carve a test split; give dataset.test"
-        )
-    return train, test
-
-
 class FileDataset(Dataset[FileDatasetConfig]):
     def _records(self, path: Path, what: str) -> list[Record]:
         numbered = read_rows(path, what)
@@ -197,6 +172,10 @@ class FileDataset(Dataset[FileDatasetConfig]):
         labels = infer_labels([r.target for r in train + test]) if c.labels == "auto" else c.labels
         if c.test is None:
             train, test = carve_split(train, c.test_fraction, c.split_seed, stratified=labels is not None)
+            if not test or not train:
+                raise DistilforgeError(
+                    f"dataset.train has {len(train) + len(test)} rows: too few to carve a test split; give dataset.test"
+                )
         test = [r.model_copy(update={"origin": "real"}) for r in test]
         if labels is not None:
             bad = sorted({r.target for r in train + test} - set(labels))

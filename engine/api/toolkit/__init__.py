@@ -9,6 +9,7 @@
 * :func:`scrub`, :func:`header_safe` — keep secrets out of messages and off the wire.
 * :mod:`~distilforge.engine.api.toolkit.embeddings` — one sentence-embedding stack
   (:func:`load_encoder`, :func:`embed`) with one per-text vector cache for every component.
+* :func:`carve_split` — a seeded, stratified held-out split (test or validation).
 * :func:`predictions_from_logits`, :func:`resolve_labels`, :func:`softmax` — classifier output.
 * :mod:`~distilforge.engine.api.toolkit.labelling` — ask a teacher for a label or an answer with
   guided choice and read the label distribution from its log-probabilities.
@@ -21,10 +22,12 @@ from distilforge.engine.api.toolkit.inputs import InputFileError, read_jsonl_inp
 from distilforge.engine.api.toolkit.lazy import lazy_factory
 from distilforge.engine.api.toolkit.predictions import predictions_from_logits, resolve_labels, softmax
 from distilforge.engine.api.toolkit.secrets import header_safe, scrub, secret_forms
+from distilforge.engine.api.toolkit.splits import carve_split
 from distilforge.engine.api.toolkit.threads import compute_threads
 
 __all__ = [
     "InputFileError",
+    "carve_split",
     "compute_threads",
     "error_completion",
     "header_safe",
