@@ -31,7 +31,7 @@ from distilforge.engine.api.components import Method
 from distilforge.engine.api.context import RunContext
 from distilforge.engine.api.errors import ConfigError, DistilforgeError
 from distilforge.engine.api.hookspecs import Register, hookimpl
-from distilforge.plugins.methods.text_examples import BadAnswer, extract_example
+from distilforge.plugins.methods.text_examples import BadAnswer, answer_budget, extract_example
 from distilforge.schemas import (
     ChatMessage,
     Completion,
@@ -82,9 +82,10 @@ class GoldConfig(ComponentConfig):
         REQUEST, description="one user turn per example shown and one for the request; fields: {label} {ood}"
     )
     ood_instruction: str = OOD_INSTRUCTION
-    sampling: SamplingParams = Field(
-        default_factory=lambda: SamplingParams(temperature=1.0, max_tokens=96, stop=["\n\n"]),
-        description="teacher sampling; the default stops at the end of the first paragraph (the example)",
+    sampling: SamplingParams | None = Field(
+        None,
+        description="teacher sampling; None = temperature 1.0, stop at the end of the first paragraph (the"
+        " example), max_tokens 1.5x the longest seed example's tokens + 16 (at least 96)",
     )
     min_chars: int = Field(12, ge=1)
 
@@ -176,6 +177,8 @@ class Gold(Method[GoldConfig]):
         if not labels:
             raise DistilforgeError("gold needs labelled seed examples (a classification dataset)")
         examples = self._examples(ctx, labels) + list(failures)
+        seeds = [r.input for r in ctx.pool if r.origin == "seed"]
+        sampling = c.sampling or SamplingParams(temperature=1.0, max_tokens=answer_budget(seeds, 96), stop=["\n\n"])
         kinds = [(TRAINING, c.batch_size)] + ([(VALIDATION, c.validation_size)] if c.feedback else [])
         requests = []
         for kind, size in kinds:
@@ -183,7 +186,7 @@ class Gold(Method[GoldConfig]):
                 requests.append(
                     TeacherRequest(
                         messages=self._messages(ctx, examples, label, ood=kind == VALIDATION),
-                        sampling=c.sampling.model_copy(update={"n": n}),
+                        sampling=sampling.model_copy(update={"n": n}),
                         meta={"label": label, "gold": kind, "feedback_ids": [r.id for r in failures]},
                         salt=f"batch {ctx.round}",  # the same prompt in another batch draws new samples
                     )

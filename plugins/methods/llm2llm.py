@@ -10,7 +10,6 @@ so each is cached separately.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from typing import Annotated, Literal
@@ -20,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from distilforge.engine.api.components import Method
 from distilforge.engine.api.context import RunContext
 from distilforge.engine.api.hookspecs import Register, hookimpl
-from distilforge.plugins.methods.text_examples import BadAnswer, extract_example, normalise
+from distilforge.plugins.methods.text_examples import BadAnswer, answer_budget, extract_example, normalise
 from distilforge.schemas import (
     ChatMessage,
     Completion,
@@ -74,13 +73,6 @@ DEFAULT_DEMOS = {
         new_target="Maria has 5 * 6 = 30 pencils. After giving away 7 she keeps 30 - 7 = 23.\n#### 23",
     ),
 }
-
-
-def answer_budget(seed_inputs: Sequence[str], floor: int) -> int:
-    """Tokens for one new example: 1.5x the longest seed's (at ~4 characters a token), at least
-    ``floor``. A fixed budget cut most news-length examples off mid-sentence."""
-    longest = max((len(t) for t in seed_inputs), default=0)
-    return max(floor, math.ceil(1.5 * longest / 4) + 16)
 
 
 class LLM2LLMConfig(ComponentConfig):

@@ -1,4 +1,5 @@
-"""Reading one new text example out of a teacher's answer (shared by the text methods).
+"""Reading one new text example out of a teacher's answer, and the budget for writing one
+(shared by the text methods).
 
 Small teachers wrap the example in chatter ("Example 2: ...", quotes, a trailing
 "Label: positive", a second paragraph of explanation). The example is the first paragraph with
@@ -8,7 +9,9 @@ with a reason, which lands in ``rejects.jsonl``.
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
 
 _PREFIX = re.compile(r"^\s*(new example|example|text|review|sentence|question)\s*\d*\s*[:\-]\s*", re.I)
 
@@ -52,3 +55,10 @@ def extract_example(text: str, *, truncated: bool, min_chars: int, original: str
     if instruction and echoes(candidate, instruction):
         raise BadAnswer("echoes the instruction instead of writing an example")
     return candidate
+
+
+def answer_budget(seed_inputs: Sequence[str], floor: int) -> int:
+    """Tokens for one new example: 1.5x the longest seed's (at ~4 characters a token), at least
+    ``floor``. A fixed budget cut most news-length examples off mid-sentence."""
+    longest = max((len(t) for t in seed_inputs), default=0)
+    return max(floor, math.ceil(1.5 * longest / 4) + 16)
