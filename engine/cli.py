@@ -336,6 +336,8 @@ def _stop_on_signals() -> None:
     def first(signum: int, frame: object) -> None:
         for stop in STOP_SIGNALS:
             signal.signal(stop, later)
+        # said at once: releasing a teacher engine can take a few seconds more
+        print("interrupted: stopping cleanly (what is finished is kept) ...", file=sys.stderr, flush=True)
         raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():

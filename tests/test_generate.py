@@ -98,6 +98,48 @@ def test_generate_killed_midway_resumes_with_each_prompt_once(tmp_path: Path) ->
     assert len(calls) == 120 and delivered <= set(calls)
 
 
+@pytest.mark.slow
+def test_ctrl_c_inside_a_vllm_call_stops_within_seconds(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """Ctrl-C lands while vLLM is generating: it is acted on at the next engine step, said at once,
+    and the process ends as interrupted (exit 130), not after the call would have finished."""
+    prompts = tmp_path / "prompts.jsonl"
+    with prompts.open("w") as out:
+        for i in range(600):
+            out.write(json.dumps({"id": f"p{i}", "prompt": f"Count on from {i}:"}) + "\n")
+    cfg = tmp_path / "gen.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "teacher": {"type": "vllm", "model": str(tiny_model_dir), "max_model_len": 512},
+                "sampling": {"max_tokens": 400, "temperature": 1.0},
+                "chunk_size": 600,
+                "teacher_cache": str(tmp_path / "cache.sqlite"),
+            }
+        )
+    )
+    cmd = [sys.executable, "-m", "distilforge.engine.cli", "generate", str(prompts), "-o", str(tmp_path / "o.jsonl")]
+    cmd += ["-c", str(cfg), "--raw-prompts"]
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            deadline = time.time() + 240
+            while "checkpoint shards: 100%" not in log.read_text() and time.time() < deadline and proc.poll() is None:
+                time.sleep(0.1)
+            time.sleep(10)  # the weights are loaded: the engine is inside its one call for all 600 prompts
+            assert proc.poll() is None, log.read_text()
+            proc.send_signal(signal.SIGINT)
+            sent = time.time()
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()
+    err = log.read_text()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "interrupted: stopping cleanly" in err
+    assert time.time() - sent < 30
+    assert not read_lines(tmp_path / "o.jsonl"), "the one call was cut short: nothing was finished"
+
+
 # --------------------------------------------------------------------------- odd input, torn output
 
 
