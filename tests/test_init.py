@@ -47,6 +47,15 @@ def test_a_text_config_from_a_csv_validates_as_written(
     assert not (tmp_path / "home" / "models" / "smollm2-135m-instruct").exists()  # validating converts nothing
     code, output = run_cli(capsys, "init", "--method", method, "--data", str(data), "-o", str(out))
     assert code == 2 and "pass --force" in output
+    # the commented validation block runs as written once uncommented
+    text = out.read_text()
+    for key in ("validation:", "  fraction: 0.2", "  patience: 2"):
+        text = text.replace(f"# {key}", key, 1)
+    out.write_text(text)
+    code, output = run_cli(capsys, "validate", str(out))
+    assert code == 0 and "25 seed examples" in output and "validation: 5 of the seed examples held out" in output, (
+        output
+    )
 
 
 def test_a_laat_config_comes_with_a_feature_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
