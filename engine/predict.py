@@ -24,7 +24,7 @@ INPUT_GUESSES = ("text", "input")
 
 def checkpoint_round(layout: RunLayout, wanted: int | None) -> int:
     """The round whose student checkpoint to load: ``wanted``, or the latest one kept."""
-    kept = sorted(int(p.parent.name) for p in layout.root.glob("rounds/*/student") if p.parent.name.isdigit())
+    kept = [r for r in layout.rounds() if layout.student(r).exists()]
     if not kept:
         raise DistilforgeError(f"{layout.root} holds no student checkpoint (no round has trained yet)")
     if wanted is None:
