@@ -17,6 +17,7 @@ from rich.console import Console
 
 from distilforge.engine.api.context import RunContext
 from distilforge.engine.api.toolkit.console import make_console
+from distilforge.engine.api.toolkit.files import atomic_write_text
 from distilforge.engine.executors import Executor
 from distilforge.engine.generation import GenerateStage
 from distilforge.engine.progress import stage_status
@@ -78,8 +79,17 @@ class RoundLoop:
             }
             state = RoundState(round=round_index, last=last, training=training, metrics=metrics)
             self.runner.run(self.last_stages if last else self.stages, state)
+        self._method_report()
         self.store.set_status("completed")
         return [self._metrics(r) for r in range(total_rounds + 1)]
+
+    def _method_report(self) -> None:
+        """The method's report section, written where the report collects plugin sections."""
+        text = self.ctx.method.report_section(self.ctx)
+        if text:
+            sections = self.store.layout.report_sections
+            sections.mkdir(exist_ok=True)
+            atomic_write_text(sections / f"{self.ctx.method.name}.md", text)
 
     # ------------------------------------------------------------------ before the rounds
     def _seed(self) -> None:

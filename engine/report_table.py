@@ -69,9 +69,11 @@ def _judge(m: RoundMetrics) -> str | None:
 def columns(metrics: Sequence[RoundMetrics], method: str) -> list[Column]:
     """The table's columns after round / student / train size / pool acc / test acc: what the teacher was
     asked and what came of it, in the words that fit the run."""
-    tokens = [Column("cached samples", _extra("samples_cached")), Column("new samples", _extra("samples_new"))]
+    records = writes_records(metrics, method)
+    what = "samples" if records else "answers"
+    tokens = [Column(f"cached {what}", _extra("samples_cached")), Column(f"new {what}", _extra("samples_new"))]
     tokens.append(Column("completion tokens", _extra("completion_tokens")))
-    if not writes_records(metrics, method):
+    if not records:
         refused = Column("refused answers", _rejected_by(None))
         return [Column("teacher requests", lambda m: m.requests), Column("teacher answers", _samples), refused, *tokens]
     filters = sorted({name for m in metrics for name in m.rejected})
@@ -122,7 +124,7 @@ def table_notes(metrics: Sequence[RoundMetrics], method: str) -> list[str]:
     notes = [
         "Round 0 trains the student on the seed data only: the baseline every later round is compared with."
         " `train size`: the records the round's student trained on; `pool acc`: its accuracy on every accepted"
-        " record (a method may keep records out of training, e.g. GOLD's validation samples).",
+        " record (a method may keep some of them out of training).",
     ]
     if any(not m.trained for m in metrics):
         notes.append(
