@@ -167,7 +167,7 @@ def _samples(run: GoldRun, key: str, title: str) -> list[str]:
 def _filter_rejects(run: GoldRun) -> list[str]:
     filtered = [x for x in run.rejects if x.stage == "filter" and x.record is not None]
     refused = Counter(x.rejected_by for x in run.rejects if x.stage == "parse")
-    lines = ["### Kept out by the filters", ""]
+    lines = ["### Kept out by the filters and the duplicate check", ""]
     if refused:
         refusals = ", ".join(f"{n} by {who}" for who, n in refused.items())
         lines += [f"Answers refused before filtering ({refusals}): see the rejects table above.", ""]
@@ -188,6 +188,6 @@ def _filter_rejects(run: GoldRun) -> list[str]:
 def gold_section(run: GoldRun) -> str:
     lines = _overview(run) + _band_table(run)
     lines += _samples(run, "feedback_ids", "Feedback samples shown to the teacher")
-    lines += _samples(run, "kept_out_ids", "Kept out as likely noise (above the band)")
+    lines += _samples(run, "kept_out_ids", "Kept out as likely noise, above the band")
     lines += _filter_rejects(run)
     return "\n".join(lines)
