@@ -16,6 +16,10 @@ short of the top ranks, which are most likely noise. The student is retrained on
 generated so far every ``train_every`` batches (and after the last). Validation samples are only
 ever shown to the teacher; they are never trained on.
 
+Each feedback round records what its band saw in ``feedback_band.json`` (ranks below, in and above
+the band, the energies at its edges); the report section (:meth:`Gold.report_section`) is built from
+those files, the pool and the rejects.
+
 ``feedback: false`` is the no-feedback baseline (ZeroGen-style): the same prompts, no validation
 batch, no band selection, so the two are compared on the same number of training samples.
 """
