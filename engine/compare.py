@@ -35,15 +35,15 @@ class RunScores:
 def run_scores(run_dir: Path) -> RunScores:
     if not RunLayout(run_dir).manifest.exists():
         raise DistilforgeError(f"{run_dir} is not a distilforge run directory (no manifest.json)")
-    tested = [m for m in load_round_metrics(run_dir) if (m.get("test_metrics") or {}).get("accuracy") is not None]
+    tested = [m for m in load_round_metrics(run_dir) if m.test_metrics.get("accuracy") is not None]
     if not tested:
         raise DistilforgeError(f"{run_dir}: no round has a test accuracy yet")
     baseline = load_teacher_baseline(run_dir)
     return RunScores(
         name=run_dir.name,
-        seed_only=float(tested[0]["test_metrics"]["accuracy"]),
-        final=float(tested[-1]["test_metrics"]["accuracy"]),
-        final_round=int(tested[-1]["round"]),
+        seed_only=float(tested[0].test_metrics["accuracy"]),
+        final=float(tested[-1].test_metrics["accuracy"]),
+        final_round=tested[-1].round,
         teacher=float(baseline["accuracy"]) if baseline is not None else None,
     )
 

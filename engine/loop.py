@@ -18,6 +18,7 @@ from rich.console import Console
 
 from distilforge.engine.api.context import RunContext
 from distilforge.engine.api.toolkit.console import make_console
+from distilforge.engine.api.toolkit.files import atomic_write_text
 from distilforge.engine.best_round import carve_validation, patience_exhausted
 from distilforge.engine.executors import Executor
 from distilforge.engine.generation import GenerateStage
@@ -102,6 +103,7 @@ class RoundLoop:
                 self.runner.run(self.grow, state)
                 if round_index == 0 and fresh:
                     self._estimate(time.perf_counter() - started, total_rounds)
+        self._method_report()
         self.store.set_status("completed")
         return [self._metrics(r) for r in range(final + 1)]
 
@@ -132,6 +134,14 @@ class RoundLoop:
             f" {tokens * remaining:,} tokens (fewer when answers are cached)",
             highlight=False,
         )
+
+    def _method_report(self) -> None:
+        """The method's report section, written where the report collects plugin sections."""
+        text = self.ctx.method.report_section(self.ctx)
+        if text:
+            sections = self.store.layout.report_sections
+            sections.mkdir(exist_ok=True)
+            atomic_write_text(sections / f"{self.ctx.method.name}.md", text)
 
     # ------------------------------------------------------------------ before the rounds
     def _seed(self) -> None:

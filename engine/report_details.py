@@ -1,21 +1,22 @@
 """The report's detail sections: how the student does per class, and what was rejected and why.
 
 Classification runs get, for the seed-only student (round 0) and the final one: accuracy,
-macro-F1, per-class recall, the majority-class baseline (always answering the commonest test
-label) and a confusion-matrix PNG of the final student. Every run gets its rejects grouped by
+macro-F1, the evaluator's own test metrics (ROC-AUC, F1...), per-class recall, beside the
+majority-class baseline (always answering the commonest test label), and a confusion-matrix PNG
+of the final student. Every run gets its rejects grouped by
 filter and kind (the text before the first colon of the reason: ``truncated``, ``duplicate``...),
 with five accepted synthetic records and five rejects to read.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from distilforge.engine.store.jsonl import read_jsonl
-from distilforge.schemas import RunLayout
+from distilforge.schemas import Evaluation, RoundMetrics, RunLayout
 
 SAMPLES = 5
 
@@ -51,8 +52,8 @@ def _scores_of(layout: RunLayout, r: int, targets: dict[str, str], labels: list[
     path = layout.round_file(r, "evaluation_test.json")
     if not path.exists():
         return None
-    results = [x for x in json.loads(path.read_text())["results"] if x["record_id"] in targets]
-    return class_scores([targets[x["record_id"]] for x in results], [str(x["prediction"]) for x in results], labels)
+    results = [x for x in Evaluation.model_validate_json(path.read_text()).results if x.record_id in targets]
+    return class_scores([targets[x.record_id] for x in results], [x.prediction for x in results], labels)
 
 
 def plot_confusion(scores: dict[str, Any], labels: list[str], path: Path, title: str) -> None:
@@ -80,36 +81,62 @@ def plot_confusion(scores: dict[str, Any], labels: list[str], path: Path, title:
     plt.close(fig)
 
 
-def classification_section(layout: RunLayout, labels: list[str] | None, final_round: int | None) -> list[str]:
-    if not labels or final_round is None or not layout.test.exists():
+EVALUATOR_METRICS = {"roc_auc": "ROC-AUC", "f1": "F1 (student's evaluator)"}
+
+
+def evaluator_metrics(rounds: Sequence[RoundMetrics]) -> list[str]:
+    """Test metrics a student's evaluator reported beyond accuracy (e.g. the tabular student's ROC-AUC, F1)."""
+    keys = {k for m in rounds for k in m.test_metrics} - {"accuracy", "n"}
+    return sorted(keys, key=lambda k: (k not in EVALUATOR_METRICS, k))
+
+
+def _row(name: str, scores: dict[str, Any], labels: list[str], extra: list[str], m: RoundMetrics | None) -> str:
+    recall = [f"{scores['recall'][label]:.3f}" for label in labels]
+    reported = [f"{m.test_metrics[k]:.3f}" if m is not None and k in m.test_metrics else "–" for k in extra]
+    return (
+        "| " + " | ".join([name, f"{scores['accuracy']:.3f}", f"{scores['macro_f1']:.3f}", *reported, *recall]) + " |"
+    )
+
+
+def classification_section(
+    layout: RunLayout, labels: list[str] | None, seed_only: RoundMetrics | None, final: RoundMetrics | None
+) -> list[str]:
+    """Seed-only (round 0) and final student on the test split beside the majority-class baseline."""
+    if not labels or seed_only is None or final is None or not layout.test.exists():
         return []
     targets = {row["id"]: str(row["target"]) for row in read_jsonl(layout.test)}
-    seed_only, final = _scores_of(layout, 0, targets, labels), _scores_of(layout, final_round, targets, labels)
-    if final is None:
+    final_scores = _scores_of(layout, final.round, targets, labels)
+    if final_scores is None:
         return []
-    commonest, count = Counter(targets.values()).most_common(1)[0]
+    commonest, _ = Counter(targets.values()).most_common(1)[0]
+    majority = class_scores(list(targets.values()), [commonest] * len(targets), labels)
+    extra = evaluator_metrics([seed_only, final])
+    header = ["student", "accuracy", "macro-F1", *(EVALUATOR_METRICS.get(k, k) for k in extra)]
+    header += [f"recall `{label}`" for label in labels]
     lines = [
         "## Test split by class",
         "",
-        f"Majority-class baseline (always `{commonest}`): accuracy {count / len(targets):.3f}.",
-        "",
-        "| student | accuracy | macro-F1 | " + " | ".join(f"recall `{label}`" for label in labels) + " |",
-        "|" + "---|" * (3 + len(labels)),
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        _row(f"majority class (always `{commonest}`)", majority, labels, extra, None),
     ]
-    for name, scores in (("seed-only (round 0)", seed_only), (f"final (round {final_round})", final)):
-        if scores is not None:
-            recall = " | ".join(f"{scores['recall'][label]:.3f}" for label in labels)
-            lines.append(f"| {name} | {scores['accuracy']:.3f} | {scores['macro_f1']:.3f} | {recall} |")
-    plot_confusion(final, labels, layout.root / "confusion.png", f"final student (round {final_round}), test split")
-    return [*lines, "", "![confusion matrix of the final student](confusion.png)", ""]
+    seed_scores = _scores_of(layout, seed_only.round, targets, labels)
+    if seed_scores is not None and seed_only.round != final.round:
+        lines.append(_row(f"seed-only (round {seed_only.round})", seed_scores, labels, extra, seed_only))
+    lines.append(_row(f"final (round {final.round})", final_scores, labels, extra, final))
+    title = f"final student (round {final.round}), test split"
+    plot_confusion(final_scores, labels, layout.confusion_plot, title)
+    return [*lines, "", f"![confusion matrix of the final student]({layout.confusion_plot.name})", ""]
 
 
-def rejects_section(layout: RunLayout) -> list[str]:
+def rejects_section(layout: RunLayout, records: bool = True) -> list[str]:
+    """Rejects by filter and kind, and a few accepted and rejected samples; ``records``: whether the teacher
+    wrote training records at all (if not, what it answered is the method's and only the refusals are here)."""
     rejects = list(read_jsonl(layout.rejects)) if layout.rejects.exists() else []
     synthetic = (
         [r for r in read_jsonl(layout.records) if r.get("origin") == "synthetic"] if layout.records.exists() else []
     )
-    lines = ["## What the teacher wrote", ""]
+    lines = ["## What the teacher wrote" if records else "## Teacher answers the method refused", ""]
     if rejects:
         kinds = Counter((r["rejected_by"], str(r["reason"]).split(":", 1)[0].strip()[:60]) for r in rejects)
         lines += ["| rejected by | kind | count |", "|---|---|---|"]

@@ -17,7 +17,8 @@ from distilforge.engine.build import Engine
 from distilforge.engine.config import RunConfig, config_diff, config_to_dict, fingerprint, load_yaml
 from distilforge.engine.executors import Job, make_executor
 from distilforge.engine.loop import RoundLoop
-from distilforge.engine.report import headline, write_report
+from distilforge.engine.report import RunFacts, headline, write_report
+from distilforge.engine.report_table import table_rows
 from distilforge.engine.store import RunStore, TeacherCache, atomic_write_text
 from distilforge.engine.teacher_baseline import load_teacher_baseline
 from distilforge.engine.validation import validate_parsed
@@ -47,8 +48,9 @@ def _execute(
         if cache is not None:
             cache.close()
         store.close()
-    print_summary(metrics, console)
-    for line in headline(metrics, load_teacher_baseline(store.run_dir)):
+    facts = RunFacts.read(store.run_dir)
+    print_summary(facts, console)
+    for line in headline(facts.metrics, load_teacher_baseline(store.run_dir), facts.records, facts.manifest):
         console.print(line, highlight=False)
     console.print(f"run directory: [bold]{store.run_dir}[/bold]  (report: {store.run_dir / 'report.md'})")
     return metrics
@@ -161,33 +163,11 @@ def _adopt(store: RunStore, config: RunConfig) -> None:
     store.set_status("running")
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return "" if value is None else str(value)
-
-
-def print_summary(metrics: list[dict[str, Any]], console: Console) -> None:
-    with_validation = any(m.get("validation_metrics") for m in metrics)
-    columns = ["round", "train size", "train acc", "test acc", "val acc", "failures", "generated", "accepted"]
-    columns += ["rejected", "cached", "new samples"]
+def print_summary(facts: RunFacts, console: Console) -> None:
     table = Table(title="distilforge: per-round summary")
-    for column in columns:
-        if column != "val acc" or with_validation:
-            table.add_column(column, justify="right")
-    for m in metrics:
-        cells = [
-            _fmt(m.get("round")),
-            _fmt(m.get("train_size")),
-            _fmt((m.get("train_metrics") or {}).get("accuracy")),
-            _fmt((m.get("test_metrics") or {}).get("accuracy")),
-            *([_fmt((m.get("validation_metrics") or {}).get("accuracy"))] if with_validation else []),
-            _fmt(m.get("failures")),
-            _fmt(m.get("generated")),
-            _fmt(m.get("accepted")),
-            _fmt(sum(m["rejected"].values()) if "rejected" in m else None),  # a generating round, 0 included
-            _fmt(m.get("samples_cached")),
-            _fmt(m.get("samples_new")),
-        ]
-        table.add_row(*cells)
+    header, rows = table_rows(facts.metrics, facts.method)
+    for column in header:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*row)
     console.print(table)

@@ -59,6 +59,10 @@ class RunLayout:
         return self.root / "accuracy.png"
 
     @property
+    def confusion_plot(self) -> Path:
+        return self.root / "confusion.png"
+
+    @property
     def report_sections(self) -> Path:
         """Markdown sections (and their images) that plugins add to the report."""
         return self.root / "report"

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from distilforge.schemas import RunLayout
+from distilforge.schemas import RoundMetrics, RunLayout
 from distilforge.testing import components
 from distilforge.testing.data import write_tiny_dataset
 
@@ -114,10 +114,11 @@ def read_rejects(run_dir: Path) -> list[dict[str, Any]]:
     return _lines(RunLayout(run_dir).rejects)
 
 
-def read_metrics(run_dir: Path, round_index: int) -> dict[str, Any]:
-    """``rounds/<r>/metrics.json``: sizes, accuracies, failures, samples, accepted and rejected counts."""
-    data: dict[str, Any] = json.loads(RunLayout(run_dir).metrics(round_index).read_text())
-    return data
+def read_metrics(run_dir: Path, round_index: int) -> RoundMetrics:
+    """A round's metrics (``RunLayout.metrics``) as :class:`~distilforge.schemas.RoundMetrics`: sizes,
+    accuracies, failures, accepted and rejected counts as fields; the sampling counts (``samples_new``...) and
+    anything a method added as extra attributes (``metrics.samples_new``, ``metrics.model_extra``)."""
+    return RoundMetrics.model_validate_json(RunLayout(run_dir).metrics(round_index).read_text(encoding="utf-8"))
 
 
 def read_requests(run_dir: Path, round_index: int) -> list[dict[str, Any]]:

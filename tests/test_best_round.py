@@ -43,6 +43,9 @@ def test_the_validation_split_is_carved_from_the_seeds_stratified_and_kept_out_o
     assert _manifest(run)["best"] == {"round": 0, "checkpoint": 0, "metric": "accuracy", "value": 0.5}
     kept = sorted(p.parent.name for p in run.glob("rounds/*/student"))
     assert kept == ["0", "3"]
+    report = (run / "report.md").read_text()
+    assert "best round on the validation split: 0 (accuracy 0.500, test 0.500)" in report
+    assert "| validation acc |" in report.replace("test acc | validation acc", "| validation acc")
 
 
 def test_predict_best_loads_the_best_rounds_student(engine: Engine, tmp_path: Path) -> None:
@@ -77,6 +80,7 @@ def test_patience_stops_the_rounds_and_a_resume_adds_none(engine: Engine, tmp_pa
     manifest = _manifest(run)
     assert manifest["status"] == "completed" and manifest["stopped_early"] == 1
     assert not (run / "rounds/2").exists()
+    assert "stopped early after round 1" in (run / "report.md").read_text()
     calls = len(read_lines(tmp_path / "run-calls.jsonl"))
     again = resume_run(engine, run)
     assert [m["round"] for m in again] == [0, 1]

@@ -33,7 +33,7 @@ from distilforge.engine.sampling import CachedTeacherAccess
 from distilforge.engine.store import TeacherCache
 from distilforge.engine.teacher_baseline import FILE, load_teacher_baseline, run_teacher_baseline
 from distilforge.plugins.filters.label_judge import LabelJudgeConfig, LabelJudgeFilter
-from distilforge.schemas import Completion, ComponentConfig, Record, TeacherRequest
+from distilforge.schemas import Completion, ComponentConfig, Record, RoundMetrics, TeacherRequest
 from distilforge.schemas.config import TeacherBaselineConfig
 from distilforge.schemas.records import TokenLogprob
 from distilforge.testing import TINY_LABELS, TINY_TASK, read_metrics, read_records, read_rejects, tiny_sentiment
@@ -340,13 +340,13 @@ def test_label_judge_in_a_run(tmp_path: Path, scripted: list[ScriptedTeacher]) -
     assert all(r["stage"] == "filter" and r["record"]["rejected_by"] == "label-judge" for r in judged)
     assert asked(scripted) == 24  # 12 candidates x 2 label orders
     metrics = read_metrics(run_dir, 0)
-    assert metrics["accepted"] == 6 and metrics["rejected"] == {"label-judge": 6}
-    judge = metrics["usage"]["judge"]
+    assert metrics.accepted == 6 and metrics.rejected == {"label-judge": 6}
+    judge = metrics.usage["judge"]
     assert (judge["samples_requested"], judge["samples_new"], judge["samples_cached"]) == (24, 24, 0)
     assert judge["sample_errors"] == 0 and judge["completion_tokens"] == 24
     # the method's own sample counts are not mixed with the judge's
-    assert metrics["samples_requested"] == 12 and metrics["samples_new"] == 12
-    assert "usage" not in read_metrics(run_dir, 1)  # the last round generates nothing
+    assert metrics.samples_requested == 12 and metrics.samples_new == 12
+    assert not read_metrics(run_dir, 1).usage  # the last round generates nothing
     report = (run_dir / "report.md").read_text()
     assert "judge samples (new)" in report and "| 24 (24) |" in report
     assert "seed-only (round 0)" in report and "teacher zero-shot" not in report
@@ -358,7 +358,7 @@ def test_a_rerun_asks_for_no_new_judge_samples(tmp_path: Path, scripted: list[Sc
     assert asked(scripted) == 24
     second = judged_run(tmp_path, name="second", teacher_cache=cache)
     assert len(scripted) == 2 and scripted[1].calls == [], "the re-run sent the teacher something"
-    judge = read_metrics(second, 0)["usage"]["judge"]
+    judge = read_metrics(second, 0).usage["judge"]
     assert (judge["samples_requested"], judge["samples_cached"], judge["samples_new"]) == (24, 24, 0)
     assert read_records(second) == read_records(first)
     assert [r["reason"] for r in read_rejects(second)] == [r["reason"] for r in read_rejects(first)]
@@ -375,9 +375,9 @@ def test_a_resume_after_a_crash_reuses_the_judges_samples(tmp_path: Path, script
     assert asked(scripted) == 24 and not (run_dir / "rounds/0/metrics.json").exists()
     resume_run(build_engine([KIT]), run_dir, console=Console(quiet=True))
     assert len(scripted) == 2 and asked(scripted[1:]) == 0
-    judge = read_metrics(run_dir, 0)["usage"]["judge"]
+    judge = read_metrics(run_dir, 0).usage["judge"]
     assert (judge["samples_cached"], judge["samples_new"]) == (24, 0)
-    assert read_metrics(run_dir, 0)["rejected"] == {"label-judge": 6}
+    assert read_metrics(run_dir, 0).rejected == {"label-judge": 6}
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "completed"
 
 
@@ -401,7 +401,7 @@ def test_a_separate_judge_teacher_is_used(tmp_path: Path, scripted: list[Scripte
     assert {r["reason"] for r in judged} == {
         "judge: label 'negative' (p=0.80); intended 'positive' p=0.20, threshold 0.5"
     }
-    assert read_metrics(run_dir, 0)["usage"]["judge"]["samples_new"] == 24
+    assert read_metrics(run_dir, 0).usage["judge"]["samples_new"] == 24
     # the judge's samples are cached under its own model id, beside the teacher's
     rows = dict(sqlite3.connect(cache).execute("SELECT model, COUNT(*) FROM completions GROUP BY model").fetchall())
     assert rows == {"scripted:scripted-teacher": 12, "judge-script:the-judge": 24}
@@ -447,7 +447,7 @@ def test_verify_mode_in_a_math_run(tmp_path: Path, scripted: list[ScriptedTeache
     assert asked(scripted, SOLVE_SYSTEM) == len(synthetic) + len(judged)
     assert asked(scripted, LABEL_SYSTEM) == 0  # no labels: no label requests, no teacher baseline
     assert not (run_dir / FILE).exists()
-    assert read_metrics(run_dir, 0)["usage"]["judge"]["samples_new"] == len(synthetic) + len(judged)
+    assert read_metrics(run_dir, 0).usage["judge"]["samples_new"] == len(synthetic) + len(judged)
 
 
 # --------------------------------------------------------------------------- the teacher baseline
@@ -482,7 +482,7 @@ def test_teacher_baseline_is_written_once(
     assert baseline["usage"]["samples_requested"] == 40 and baseline["usage"]["samples_new"] == 40
     assert asked(scripted) == 40
     # the baseline's samples are not counted as the round's (nor as judge usage)
-    assert "usage" not in read_metrics(run_dir, 0) and read_metrics(run_dir, 0)["samples_requested"] == 12
+    assert not read_metrics(run_dir, 0).usage and read_metrics(run_dir, 0).samples_requested == 12
     err = " ".join(capsys.readouterr().err.split())
     assert "teacher zero-shot accuracy: 0.800 on 20 test examples" in err
     assert "student test accuracy: seed-only (round 0) 0.500 -> final (round 1)" in err
@@ -539,8 +539,8 @@ def test_run_teacher_baseline_returns_none_without_labels_or_when_off(tmp_path: 
 
 
 def test_headline() -> None:
-    def m(r: int, acc: float) -> dict[str, Any]:
-        return {"round": r, "test_metrics": {"accuracy": acc}}
+    def m(r: int, acc: float, trained: bool = True) -> RoundMetrics:
+        return RoundMetrics(round=r, train_size=10, pool_size=10, trained=trained, test_metrics={"accuracy": acc})
 
     baseline = {"accuracy": 0.835, "n": 300, "test_size": 1000, "teacher": "vllm:/models/q"}
     assert headline([m(0, 0.61), m(1, 0.7), m(2, 0.655)], baseline) == [
@@ -552,6 +552,12 @@ def test_headline() -> None:
     assert worse[0] == "student test accuracy: seed-only (round 0) 0.700 -> final (round 1) 0.600 (-0.100)"
     assert len(worse) == 2 and worse[1].startswith("the final student is worse than seed-only: check the teacher")
     assert headline([], None) == []
+    # a round that kept an older student is no new point: neither the best round nor the final one
+    assert headline([m(0, 0.6), m(1, 0.9), m(2, 0.9, trained=False), m(3, 0.7)], None)[:2] == [
+        "student test accuracy: seed-only (round 0) 0.600 -> final (round 3) 0.700 (+0.100)",
+        "best round on the test split: 1 (0.900; not a choice made on it)",
+    ]
+    assert "stronger teacher preset" in headline([m(0, 0.7), m(1, 0.6)], None, records=False)[1]
 
 
 # --------------------------------------------------------------------------- the real thing
@@ -585,7 +591,7 @@ def test_label_judge_with_the_real_tiny_vllm_teacher(vllm_teacher: Any, tmp_path
     LIVE.update(teacher=vllm_teacher, requests=0)
     cache = str(tmp_path / "cache.sqlite")
     first = judged_run(tmp_path, name="real-judge", judge={"type": "session-vllm"}, teacher_cache=cache)
-    judge = read_metrics(first, 0)["usage"]["judge"]
+    judge = read_metrics(first, 0).usage["judge"]
     assert (judge["samples_requested"], judge["samples_new"], judge["sample_errors"]) == (24, 24, 0)
     assert LIVE["requests"] == 24
     synthetic = [r for r in read_records(first) if r["origin"] == "synthetic"]
@@ -596,7 +602,7 @@ def test_label_judge_with_the_real_tiny_vllm_teacher(vllm_teacher: Any, tmp_path
     assert rows[vllm_teacher.model_id] == 24
     # a re-run on the same cache asks the engine nothing and decides the same
     second = judged_run(tmp_path, name="real-judge-again", judge={"type": "session-vllm"}, teacher_cache=cache)
-    judge = read_metrics(second, 0)["usage"]["judge"]
+    judge = read_metrics(second, 0).usage["judge"]
     assert (judge["samples_cached"], judge["samples_new"]) == (24, 0)
     assert LIVE["requests"] == 24
     assert [r["reason"] for r in read_rejects(second)] == [r["reason"] for r in read_rejects(first)]

@@ -305,9 +305,9 @@ def test_scripted_teacher_follows_its_script(
     errors = [r for r in read_rejects(run_dir) if r["stage"] == "sample"]
     assert len(errors) == 2 and all("prompt contains 'superb direction'" in r["reason"] for r in errors)
     metrics = read_metrics(run_dir, 0)
-    assert (metrics["failures"], metrics["requests"], metrics["accepted"]) == (6, 6, 10)
+    assert (metrics.failures, metrics.requests, metrics.accepted) == (6, 6, 10)
     assert len(read_requests(run_dir, 0)) == 6
-    assert read_metrics(run_dir, 1)["train_size"] == 12 + 10
+    assert read_metrics(run_dir, 1).train_size == 12 + 10
 
 
 def test_tiny_dataset_fixture_is_a_file_dataset_config(tiny_dataset: dict[str, Any]) -> None:
@@ -386,8 +386,8 @@ def test_doc_student(tmp_path: Path) -> None:
     teacher = {"answers": ["A wonderful, brilliant and charming film, number {n}."]}
     run_dir = _run_doc_example("student", tmp_path, teacher=teacher, student={"type": "centroid"})
     round0 = read_metrics(run_dir, 0)
-    assert round0["train_metrics"]["accuracy"] == 1.0  # a centroid per label separates the 12 seeds
-    assert round0["failures"] == 0  # so LLM2LLM has nothing to augment
+    assert round0.train_metrics["accuracy"] == 1.0  # a centroid per label separates the 12 seeds
+    assert round0.failures == 0  # so LLM2LLM has nothing to augment
     assert (run_dir / "rounds/1/student/centroids.npy").exists()
     assert json.loads((run_dir / "rounds/1/student/labels.json").read_text()) == ["negative", "positive"]
 

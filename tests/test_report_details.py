@@ -34,7 +34,7 @@ def test_the_report_has_classes_majority_baseline_confusion_and_rejects(tmp_path
     )
     run = tmp_path / "runs" / "rep"
     report = (run / "report.md").read_text()
-    assert "## Test split by class" in report and "Majority-class baseline (always" in report
+    assert "## Test split by class" in report and "| majority class (always `" in report
     assert "| seed-only (round 0) |" in report and "| final (round 1) |" in report
     assert "recall `negative`" in report and (run / "confusion.png").stat().st_size > 1000
     assert "## What the teacher wrote" in report and "| rejected by | kind | count |" in report

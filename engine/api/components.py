@@ -165,6 +165,13 @@ class Method(Component[C], ABC):
         """Refuse a run whose other components this method cannot work with, before any work
         starts; raise :class:`distilforge.engine.api.errors.ConfigError` naming the field to fix."""
 
+    def report_section(self, ctx: RunContext) -> str | None:
+        """The method's section of ``report.md`` (markdown, links relative to the run directory; put images
+        into ``ctx.layout.report_sections``), or None. Called after the last round, when every round's files
+        and metrics are on disk (again when a finished run is resumed); the engine saves it as
+        ``report/<method>.md``. Default: none."""
+        return None
+
 
 class Scorer(Component[C], ABC):
     # True when a record's score depends only on the record, the pool and the student (not on the

@@ -16,6 +16,10 @@ short of the top ranks, which are most likely noise. The student is retrained on
 generated so far every ``train_every`` batches (and after the last). Validation samples are only
 ever shown to the teacher; they are never trained on.
 
+Each feedback round records what its band saw in ``feedback_band.json`` (ranks below, in and above
+the band, the energies at its edges); the report section (:meth:`Gold.report_section`) is built from
+those files, the pool and the rejects.
+
 ``feedback: false`` is the no-feedback baseline (ZeroGen-style): the same prompts, no validation
 batch, no band selection, so the two are compared on the same number of training samples.
 """
@@ -31,6 +35,15 @@ from distilforge.engine.api.components import Method
 from distilforge.engine.api.context import RunContext
 from distilforge.engine.api.errors import ConfigError, DistilforgeError
 from distilforge.engine.api.hookspecs import Register, hookimpl
+from distilforge.engine.api.toolkit import write_artifact
+from distilforge.plugins.methods.gold_report import (
+    BAND_FILE,
+    GoldRun,
+    band_summary,
+    gold_section,
+    read_bands,
+    read_rejects,
+)
 from distilforge.plugins.methods.text_examples import BadAnswer, answer_budget, extract_example
 from distilforge.schemas import (
     ChatMessage,
@@ -145,7 +158,26 @@ class Gold(Method[GoldConfig]):
                 " score; is the energy scorer configured?"
             )
         low, high = self.config.band
-        return [last[i] for i in rank_band([r.scores[self.config.score] for r in last], low, high)]
+        chosen = rank_band([r.scores[self.config.score] for r in last], low, high)
+        summary = band_summary(last, chosen, self.config.score, self.config.band, ctx.round)
+        write_artifact(ctx.round_dir() / BAND_FILE, summary)
+        return [last[i] for i in chosen]
+
+    def report_section(self, ctx: RunContext) -> str:
+        """Retrained rounds, the energy band of each feedback round, feedback and kept-out samples, filter
+        rejects (see :mod:`distilforge.plugins.methods.gold_report`)."""
+        rounds = range(self.config.batches + 1)
+        retrained = [r for r in rounds if r == 0 or self.should_train(r, ctx)]
+        run = GoldRun(
+            settings=self.config.model_dump(mode="json"),
+            retrained=retrained,
+            kept=[r for r in rounds if r not in retrained],
+            feedback_rounds=[r for r in range(self.config.batches) if self._uses_feedback(r)],
+            pool=ctx.pool,
+            bands=read_bands(ctx.layout),
+            rejects=read_rejects(ctx.layout),
+        )
+        return gold_section(run)
 
     def _examples(self, ctx: RunContext, labels: list[str]) -> list[Record]:
         """``examples_per_label`` seeds of each label, interleaved so no label always comes last."""

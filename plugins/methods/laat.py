@@ -45,10 +45,18 @@ from distilforge.plugins.methods.elicitation import (
     reasoned_requests,
     score_schema,
 )
-from distilforge.plugins.methods.laat_report import attribution_section
-from distilforge.schemas import Completion, ComponentConfig, Evaluation, Record, SamplingParams, TeacherRequest
+from distilforge.plugins.methods.laat_report import attribution_section, comparison_lines
+from distilforge.schemas import (
+    Completion,
+    ComponentConfig,
+    Evaluation,
+    Record,
+    RoundMetrics,
+    SamplingParams,
+    TeacherRequest,
+)
 
-REPORT_SECTION = "laat.md"
+ATTRIBUTIONS = "attributions.json"  # per round: the features, the learned and the elicited attributions
 
 
 @runtime_checkable
@@ -214,27 +222,32 @@ class Laat(Method[LaatConfig]):
         stats = student.train(records, seed=ctx.seed)
         learned = taker.learned_attributions()
         record = {"features": [f["name"] for f in self.features(ctx)], "learned": learned, "elicited": elicited}
-        write_artifact(ctx.round_dir() / "attributions.json", json.dumps(record, indent=1))
-        if elicited is not None:
-            self._write_report(ctx, elicited, learned)
+        write_artifact(ctx.round_dir() / ATTRIBUTIONS, json.dumps(record, indent=1))
         return stats
 
-    def _write_report(self, ctx: RunContext, elicited: dict[str, Any], learned: dict[str, list[float]]) -> None:
-        plain_path = ctx.round_dir(0) / "attributions.json"
-        plain = json.loads(plain_path.read_text())["learned"] if plain_path.exists() else None
-        report_dir = ctx.layout.report_sections
+    def report_section(self, ctx: RunContext) -> str | None:
+        """Plain vs LAAT student on the test split (accuracy, F1, ROC-AUC, the majority-class baseline), then
+        the elicited scores beside the attributions both students learned."""
+        layout = ctx.layout
+        paths = [layout.round_file(r, ATTRIBUTIONS) for r in (0, 1)]
+        if not paths[1].exists():
+            return None
+        plain, laat = (json.loads(p.read_text())["learned"] if p.exists() else None for p in paths)
+        metrics = [RoundMetrics.model_validate_json(layout.metrics(r).read_text()) for r in (0, 1)]
+        report_dir = layout.report_sections
         report_dir.mkdir(exist_ok=True)
         state = ctx.state.get("laat", {})
+        comparison = comparison_lines(metrics, [r.target for r in ctx.test], list(ctx.labels or []))
         text = attribution_section(
             features=[f["name"] for f in self.features(ctx)],
-            elicited=elicited,
-            learned=learned,
+            elicited=self.elicited(ctx),
+            learned=laat,
             plain=plain,
             answers=int(state.get("answers", 0)),
             tokens=(int(state.get("prompt_tokens", 0)), int(state.get("completion_tokens", 0))),
             out_dir=report_dir,
         )
-        write_artifact(report_dir / REPORT_SECTION, text)
+        return "\n".join([*comparison, text])
 
 
 @hookimpl
