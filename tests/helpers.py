@@ -12,6 +12,18 @@ from distilforge.engine.api.context import RunContext
 from distilforge.schemas import Record
 
 DATA = Path(__file__).parent / "data"
+# the penguins table's features after one-hot encoding, in the table student's order
+PENGUIN_FEATURES = [
+    "island=Biscoe",
+    "island=Dream",
+    "island=Torgersen",
+    "bill_length_mm",
+    "bill_depth_mm",
+    "flipper_length_mm",
+    "body_mass_g",
+    "sex=female",
+    "sex=male",
+]
 
 
 def loop_config(tmp: Path, name: str = "run", **overrides: Any) -> dict[str, Any]:

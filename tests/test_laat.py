@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 from fixtures_models import require_vllm
-from helpers import read_lines, write_config
+from helpers import PENGUIN_FEATURES, read_lines, write_config
 
 from distilforge.engine.api.errors import ConfigError, DistilforgeError, PluginError
 from distilforge.engine.api.hookspecs import hookimpl
@@ -41,17 +41,6 @@ from distilforge.schemas.records import TokenLogprob
 ROOT = Path(__file__).resolve().parents[1]
 PENGUINS = ROOT / "examples" / "tabular" / "penguins.csv"
 CLI = str(Path(sys.executable).with_name("distilforge"))
-PENGUIN_FEATURES = [
-    "island=Biscoe",
-    "island=Dream",
-    "island=Torgersen",
-    "bill_length_mm",
-    "bill_depth_mm",
-    "flipper_length_mm",
-    "body_mass_g",
-    "sex=female",
-    "sex=male",
-]
 GOOD = dict(zip(PENGUIN_FEATURES, [-3, 1, 5, -8, 4, -6, -2, 0, 0], strict=True))
 OTHER = dict(zip(PENGUIN_FEATURES, [-1, 3, 5, -6, 2, -4, 0, 1, -1], strict=True))
 

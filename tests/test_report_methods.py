@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import loop_config, read_lines, write_config
+from helpers import PENGUIN_FEATURES, loop_config, read_lines, write_config
 from rich.console import Console
 
 from distilforge.engine.build import Engine
@@ -17,17 +17,6 @@ from distilforge.engine.runner import start_run
 from distilforge.schemas import RoundMetrics, RunLayout
 
 PENGUINS = Path(__file__).resolve().parents[1] / "examples" / "tabular" / "penguins.csv"
-PENGUIN_FEATURES = [
-    "island=Biscoe",
-    "island=Dream",
-    "island=Torgersen",
-    "bill_length_mm",
-    "bill_depth_mm",
-    "flipper_length_mm",
-    "body_mass_g",
-    "sex=female",
-    "sex=male",
-]
 
 
 @pytest.fixture(scope="module")
