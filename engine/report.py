@@ -123,9 +123,10 @@ def headline(
         if last < first:
             lines.append(_worse_advice(records))
         stopped = (manifest or {}).get("stopped_early")
-        if stopped is not None:
+        if stopped is not None and chosen is not None:
             lines.append(
-                f"stopped early after round {stopped}: no validation gain over the best round for the patience set"
+                f"stopped early after round {stopped}: no validation gain in the {stopped - chosen['round']} rounds"
+                f" since round {chosen['round']} (validation.patience)"
             )
     if baseline is not None:
         lines.append(
