@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import httpx2
 import plugin_majority
 import pytest
 from helpers import loop_config, read_lines, write_config
@@ -35,7 +36,8 @@ from distilforge.engine.api.toolkit.secrets import secret_forms
 from distilforge.engine.build import Engine
 from distilforge.engine.runner import start_run
 from distilforge.plugins.teachers.openai_config import register_teachers
-from distilforge.plugins.teachers.openai_teacher import OpenAITeacher, OpenAITeacherConfig, parse_retry_after
+from distilforge.plugins.teachers.openai_response import parse_retry_after
+from distilforge.plugins.teachers.openai_teacher import OpenAITeacher, OpenAITeacherConfig
 from distilforge.schemas import ChatMessage, Completion, SamplingParams, TeacherRequest
 from distilforge.testing.vllm_server import VLLMServer
 
@@ -54,7 +56,7 @@ class Attempt:
     key: str
     path: str
     body: dict[str, Any]
-    headers: dict[str, str]
+    headers: httpx.Headers  # names are case-insensitive (the SDK sends them in lower case)
     action: Action
     start: float
     end: float = 0.0
@@ -151,7 +153,7 @@ def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             key = _key(body)
             with server.lock:
                 action, _ = server.next_action(key)
-                attempt = Attempt(key, self.path, body, dict(self.headers.items()), action, time.monotonic())
+                attempt = Attempt(key, self.path, body, httpx.Headers(self.headers.items()), action, time.monotonic())
                 server.attempts.append(attempt)
                 server.inflight += 1
                 server.max_inflight = max(server.max_inflight, server.inflight)
@@ -610,11 +612,11 @@ def test_a_request_that_cannot_be_sent_is_not_retried(
 ) -> None:
     sent: list[str] = []
 
-    async def refuse(self: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Response:
-        sent.append(url)
-        raise httpx.LocalProtocolError("Illegal header value")
+    async def refuse(self: httpx2.AsyncClient, request: httpx2.Request, **kwargs: Any) -> httpx2.Response:
+        sent.append(str(request.url))
+        raise httpx2.LocalProtocolError("Illegal header value")
 
-    monkeypatch.setattr(httpx.AsyncClient, "post", refuse)
+    monkeypatch.setattr(httpx2.AsyncClient, "send", refuse)  # the SDK's transport
     (completion,) = collect(make_teacher(fault_server, max_retries=5), [chat("hello")])
     assert len(sent) == 1 and not completion.ok
     assert "request not sent: LocalProtocolError" in (completion.error or "")
