@@ -8,6 +8,10 @@ How it runs
     it arrives, so a crash or Ctrl-C loses nothing already answered. Closing the generator early
     cancels the workers and joins the thread.
 
+    The requests go through the official ``openai`` SDK (``AsyncOpenAI``), imported at the first
+    batch (``openai_client``: what the SDK does there and what stays ours). This module, and so
+    building the teacher and its ``model_id``, imports no HTTP stack.
+
 Failure policy (nothing is lost: every sample ends as a completion or as an error completion)
     * Retryable: timeouts, connection errors, HTTP 408/409/425/5xx, a 2xx body that is not the
       JSON we expect. Each costs one of ``max_retries``; the wait is exponential backoff with
@@ -22,12 +26,14 @@ Failure policy (nothing is lost: every sample ends as a completion or as an erro
     * Any other 4xx (bad request, auth, unknown model) will not improve by retrying: the call
       fails at once.
     * ``Retry-After`` values are capped at ``retry_after_max_s``.
+    These rules live in ``openai_retry``; the SDK's own retries are off (``max_retries=0``).
 
 Secrets
     The API key is read from the environment variable named by ``api_key_env`` when a batch
-    starts. It is never stored on the config or the teacher, only in the HTTP client's headers
-    for the batch's lifetime, and it is scrubbed from every error text (a server may echo the
-    header back). ``base_url`` may not carry credentials.
+    starts. It is never stored on the config or the teacher, only in the ``Authorization``
+    header each request of the batch sets, and it is scrubbed from every error text (a server may
+    echo the header back). The SDK never reads a key itself: without one no ``Authorization``
+    header is sent, even when ``$OPENAI_API_KEY`` is set. ``base_url`` may not carry credentials.
 
 Requests
     Chat requests go to ``/chat/completions``, plain prompts to ``/completions`` (relative to
