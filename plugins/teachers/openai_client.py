@@ -102,6 +102,7 @@ class Batch:
         self.out = out
         self.backoff = Backoff(config.backoff_base_s, config.backoff_max_s, config.retry_after_max_s)
         self.cooldown = SharedCooldown(self.backoff)
+        # sent with every request, over anything the SDK would add from the environment
         headers: dict[str, str | openai.Omit] = {name: openai.omit for name in _NOT_SENT_BY_US}
         headers["Authorization"] = f"Bearer {api_key}" if api_key else openai.omit
         self.headers = headers
@@ -124,7 +125,7 @@ class Batch:
         }
         if sampling.stop:
             fields["stop"] = list(sampling.stop)
-        if request.messages is not None:
+        if chat:
             fields["messages"] = [m.model_dump() for m in request.messages]
             if sampling.logprobs is not None:
                 fields["logprobs"] = True
