@@ -19,7 +19,7 @@ from pathlib import Path
 
 CLI = str(Path(sys.executable).with_name("distilforge"))
 COMMANDS = (["plugins"], ["schema"], ["--help"])
-HEAVY = ("torch", "sklearn", "scipy", "transformers", "vllm", "faiss", "pandas", "httpx", "openai")
+HEAVY = ("torch", "sklearn", "scipy", "transformers", "vllm", "faiss", "pandas", "httpx", "httpx2", "openai")
 
 
 def main() -> None:

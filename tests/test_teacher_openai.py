@@ -13,6 +13,8 @@ import email.utils
 import io
 import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -24,6 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import httpx2
 import plugin_majority
 import pytest
 from helpers import loop_config, read_lines, write_config
@@ -35,7 +38,9 @@ from distilforge.engine.api.toolkit.secrets import secret_forms
 from distilforge.engine.build import Engine
 from distilforge.engine.runner import start_run
 from distilforge.plugins.teachers.openai_config import register_teachers
-from distilforge.plugins.teachers.openai_teacher import OpenAITeacher, OpenAITeacherConfig, parse_retry_after
+from distilforge.plugins.teachers.openai_response import parse_retry_after
+from distilforge.plugins.teachers.openai_retry import Backoff
+from distilforge.plugins.teachers.openai_teacher import OpenAITeacher, OpenAITeacherConfig
 from distilforge.schemas import ChatMessage, Completion, SamplingParams, TeacherRequest
 from distilforge.testing.vllm_server import VLLMServer
 
@@ -54,7 +59,7 @@ class Attempt:
     key: str
     path: str
     body: dict[str, Any]
-    headers: dict[str, str]
+    headers: httpx.Headers  # names are case-insensitive (the SDK sends them in lower case)
     action: Action
     start: float
     end: float = 0.0
@@ -151,7 +156,7 @@ def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             key = _key(body)
             with server.lock:
                 action, _ = server.next_action(key)
-                attempt = Attempt(key, self.path, body, dict(self.headers.items()), action, time.monotonic())
+                attempt = Attempt(key, self.path, body, httpx.Headers(self.headers.items()), action, time.monotonic())
                 server.attempts.append(attempt)
                 server.inflight += 1
                 server.max_inflight = max(server.max_inflight, server.inflight)
@@ -610,11 +615,11 @@ def test_a_request_that_cannot_be_sent_is_not_retried(
 ) -> None:
     sent: list[str] = []
 
-    async def refuse(self: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Response:
-        sent.append(url)
-        raise httpx.LocalProtocolError("Illegal header value")
+    async def refuse(self: httpx2.AsyncClient, request: httpx2.Request, **kwargs: Any) -> httpx2.Response:
+        sent.append(str(request.url))
+        raise httpx2.LocalProtocolError("Illegal header value")
 
-    monkeypatch.setattr(httpx.AsyncClient, "post", refuse)
+    monkeypatch.setattr(httpx2.AsyncClient, "send", refuse)  # the SDK's transport
     (completion,) = collect(make_teacher(fault_server, max_retries=5), [chat("hello")])
     assert len(sent) == 1 and not completion.ok
     assert "request not sent: LocalProtocolError" in (completion.error or "")
@@ -691,6 +696,61 @@ def test_no_key_no_authorization_header(fault_server: FaultServer, monkeypatch: 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     collect(make_teacher(fault_server, api_key_env="OPENAI_API_KEY"), [chat("anon")])
     assert "Authorization" not in fault_server.attempts[0].headers
+
+
+def test_the_sdk_takes_no_key_or_header_from_the_environment(
+    fault_server: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The SDK alone would send $OPENAI_API_KEY when given no key, and let these variables add or
+    # replace headers: only the teacher's config decides what reaches the server.
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env-NOT-FOR-THIS-SERVER")
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", "sk-admin-NOT-FOR-THIS-SERVER")
+    monkeypatch.setenv("OPENAI_CUSTOM_HEADERS", "Authorization: Bearer sk-custom-NOT-FOR-THIS-SERVER")
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-env")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-env")
+    monkeypatch.setenv("DF_TEST_OPENAI_KEY", "sk-test-CONFIGURED")
+    collect(make_teacher(fault_server, api_key_env=None), [chat("anon")])
+    collect(make_teacher(fault_server, api_key_env="DF_TEST_OPENAI_KEY"), [chat("keyed")])
+    (anon,) = fault_server.tries("anon")
+    (keyed,) = fault_server.tries("keyed")
+    assert "Authorization" not in anon.headers
+    assert keyed.headers.get("Authorization") == "Bearer sk-test-CONFIGURED"
+    for attempt in (anon, keyed):
+        assert "OpenAI-Organization" not in attempt.headers and "OpenAI-Project" not in attempt.headers
+        assert "NOT-FOR-THIS-SERVER" not in str(list(attempt.headers.items()))
+
+
+def test_retry_after_beyond_the_sdks_limit_is_capped_and_425_is_retried(fault_server: FaultServer) -> None:
+    # The SDK's own retries give up on a Retry-After over two minutes and never retry a 425.
+    fault_server.script.update(
+        {"patient": [("429", "100000"), OK], "early": [("status", 425, "too early", "100000"), OK]}
+    )
+    started = time.monotonic()
+    completions = by_id(collect(make_teacher(fault_server, retry_after_max_s=0.3), [chat("patient"), chat("early")]))
+    assert completions["id-patient"].ok and completions["id-early"].ok
+    assert len(fault_server.tries("patient")) == 2 and len(fault_server.tries("early")) == 2
+    assert time.monotonic() - started < 10
+
+
+def test_backoff_grows_from_base_to_max_within_the_upper_half() -> None:
+    backoff = Backoff(base_s=0.5, max_s=4.0, retry_after_max_s=10.0)
+    for attempt, ceiling in ((0, 0.5), (1, 1.0), (2, 2.0), (3, 4.0), (10, 4.0)):
+        for _ in range(20):
+            assert ceiling / 2 <= backoff.delay(attempt) <= ceiling
+    assert backoff.cap(60.0) == 10.0 and backoff.cap(2.0) == 2.0
+
+
+def test_building_the_teacher_imports_no_http_stack() -> None:
+    code = (
+        "import sys\n"
+        "from distilforge.plugins.teachers.openai_config import OpenAITeacherConfig, register_teachers\n"
+        "built = []\n"
+        "register_teachers(register=lambda cls, factory: built.append(factory(cls(model='m'))))\n"
+        "assert built[0].model_id == 'openai:127.0.0.1/m', built[0].model_id\n"
+        "bad = [n for n in ('openai', 'httpx2', 'httpx') if n in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 # --------------------------------------------------------------------------- a real vLLM server

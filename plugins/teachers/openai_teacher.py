@@ -8,6 +8,10 @@ How it runs
     it arrives, so a crash or Ctrl-C loses nothing already answered. Closing the generator early
     cancels the workers and joins the thread.
 
+    The requests go through the official ``openai`` SDK (``AsyncOpenAI``), imported at the first
+    batch (``openai_client``: what the SDK does there and what stays ours). This module, and so
+    building the teacher and its ``model_id``, imports no HTTP stack.
+
 Failure policy (nothing is lost: every sample ends as a completion or as an error completion)
     * Retryable: timeouts, connection errors, HTTP 408/409/425/5xx, a 2xx body that is not the
       JSON we expect. Each costs one of ``max_retries``; the wait is exponential backoff with
@@ -22,12 +26,14 @@ Failure policy (nothing is lost: every sample ends as a completion or as an erro
     * Any other 4xx (bad request, auth, unknown model) will not improve by retrying: the call
       fails at once.
     * ``Retry-After`` values are capped at ``retry_after_max_s``.
+    These rules live in ``openai_retry``; the SDK's own retries are off (``max_retries=0``).
 
 Secrets
     The API key is read from the environment variable named by ``api_key_env`` when a batch
-    starts. It is never stored on the config or the teacher, only in the HTTP client's headers
-    for the batch's lifetime, and it is scrubbed from every error text (a server may echo the
-    header back). ``base_url`` may not carry credentials.
+    starts. It is never stored on the config or the teacher, only in the ``Authorization``
+    header each request of the batch sets, and it is scrubbed from every error text (a server may
+    echo the header back). The SDK never reads a key itself: without one no ``Authorization``
+    header is sent, even when ``$OPENAI_API_KEY`` is set. ``base_url`` may not carry credentials.
 
 Requests
     Chat requests go to ``/chat/completions``, plain prompts to ``/completions`` (relative to
@@ -45,325 +51,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import queue
-import random
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from distilforge.engine.api.components import Teacher
 from distilforge.engine.api.errors import DistilforgeError
-from distilforge.engine.api.toolkit.completions import error_completion
 from distilforge.engine.api.toolkit.secrets import header_safe, scrub
-from distilforge.plugins.teachers.openai_config import RETRYABLE_STATUS, OpenAITeacherConfig
-from distilforge.plugins.teachers.openai_response import (
-    choice_token_count,
-    empty_choice,
-    parse_retry_after,
-    prompt_logprobs_of,
-    token_logprobs,
-)
+from distilforge.plugins.teachers.openai_config import OpenAITeacherConfig
 from distilforge.schemas import Completion, TeacherRequest
 
 log = logging.getLogger("distilforge.teachers.openai")
-
-
-@dataclass(frozen=True)
-class _Call:
-    """One HTTP request's worth of work: samples ``first .. first+count-1`` of ``request``."""
-
-    request: TeacherRequest
-    first: int
-    count: int
-
-
-class _Failure(Exception):
-    """One failed attempt. ``retry_after`` is the server's hint in seconds, if it sent one."""
-
-    def __init__(
-        self,
-        reason: str,
-        *,
-        retryable: bool,
-        rate_limited: bool = False,
-        retry_after: float | None = None,
-    ):
-        super().__init__(reason)
-        self.reason = reason
-        self.retryable = retryable
-        self.rate_limited = rate_limited
-        self.retry_after = retry_after
-
-
-class _Batch:
-    """The async state of one :meth:`OpenAITeacher.sample` call (lives in the loop thread)."""
-
-    def __init__(self, teacher: OpenAITeacher, api_key: str | None, out: queue.Queue[Any]) -> None:
-        self.teacher = teacher
-        self.model_id = teacher.model_id
-        self.config = teacher.config
-        self.api_key = api_key
-        self.secrets = [api_key, teacher.raw_api_key()]  # what is sent, and the variable as set
-        self.out = out
-        self.cooldown_until = 0.0  # loop.time() before which no worker starts a request
-        self.consecutive_429 = 0
-
-    # ------------------------------------------------------------------ helpers
-
-    def scrub(self, text: str) -> str:
-        return scrub(text, self.secrets)
-
-    def backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter, drawn from the upper half of the window."""
-        ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * (2**attempt))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-    def cap(self, retry_after: float) -> float:
-        return min(retry_after, self.config.retry_after_max_s)
-
-    async def wait_cooldown(self) -> None:
-        loop = asyncio.get_running_loop()
-        while (remaining := self.cooldown_until - loop.time()) > 0:
-            await asyncio.sleep(remaining)
-
-    # ------------------------------------------------------------------ request building
-
-    def body(self, call: _Call) -> tuple[str, dict[str, Any]]:
-        request, sampling = call.request, call.request.sampling
-        body: dict[str, Any] = {
-            "model": self.config.model,
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
-            "max_tokens": sampling.max_tokens,
-            "n": call.count,
-        }
-        if sampling.stop:
-            body["stop"] = list(sampling.stop)
-        if request.messages is not None:
-            path = "chat/completions"
-            body["messages"] = [m.model_dump() for m in request.messages]
-            if sampling.logprobs is not None:
-                body["logprobs"] = True
-                body["top_logprobs"] = sampling.logprobs
-        else:
-            path = "completions"
-            body["prompt"] = request.prompt
-            if sampling.logprobs is not None:
-                body["logprobs"] = sampling.logprobs
-        if sampling.json_schema is not None:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "output", "schema": sampling.json_schema},
-            }
-        if sampling.choice is not None:
-            if self.config.choice_param == "guided_choice":
-                body["guided_choice"] = list(sampling.choice)
-            else:
-                body["structured_outputs"] = {"choice": list(sampling.choice)}
-        if sampling.prompt_logprobs is not None:
-            # vLLM extensions: prompt logprobs are keyed by token id, so ask for the ids too.
-            body["prompt_logprobs"] = sampling.prompt_logprobs
-            body["return_token_ids"] = True
-        for key, value in self.config.extra_body.items():
-            # One level deep: a dict here (say "structured_outputs") adds keys to the
-            # request's own dict, such as its choice constraint, instead of replacing it.
-            if isinstance(value, dict) and isinstance(body.get(key), dict):
-                body[key] = {**value, **body[key]}
-            else:
-                body[key] = value
-        return path, body
-
-    # ------------------------------------------------------------------ one attempt
-
-    async def attempt(self, client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            async with asyncio.timeout(self.config.timeout_s):
-                response = await client.post(path, json=body)
-        except (TimeoutError, httpx.TimeoutException):
-            raise _Failure(f"timeout after {self.config.timeout_s:g}s", retryable=True) from None
-        except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as exc:
-            # the request itself cannot be sent (an illegal header, a bad scheme): retrying cannot help
-            raise _Failure(self.scrub(f"request not sent: {type(exc).__name__}: {exc}"), retryable=False) from None
-        except httpx.TransportError as exc:
-            raise _Failure(self.scrub(f"connection error: {type(exc).__name__}: {exc}"), retryable=True) from None
-        status = response.status_code
-        if status == 429:
-            raise _Failure(
-                "HTTP 429 (rate limited)",
-                retryable=True,
-                rate_limited=True,
-                retry_after=parse_retry_after(response.headers),
-            )
-        if status >= 400:
-            snippet = self.scrub(response.text[:300]).strip()
-            reason = f"HTTP {status}: {snippet}" if snippet else f"HTTP {status}"
-            retryable = status in RETRYABLE_STATUS or status >= 500
-            raise _Failure(reason, retryable=retryable, retry_after=parse_retry_after(response.headers))
-        try:
-            data = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise _Failure(f"bad JSON in HTTP {status} response: {exc}", retryable=True) from None
-        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-            raise _Failure(f"malformed response (HTTP {status}): no 'choices' list", retryable=True)
-        if data["choices"] and all(empty_choice(c) for c in data["choices"]):
-            # a model that stopped at once still says so with finish_reason "length" or content "";
-            # no content at all in every choice is a server fault: retried, and never cached
-            raise _Failure(f"empty completion (HTTP {status}): no content in any choice", retryable=True)
-        return data
-
-    # ------------------------------------------------------------------ one call, with retries
-
-    async def run_call(self, client: httpx.AsyncClient, call: _Call) -> list[Completion]:
-        path, body = self.body(call)
-        loop = asyncio.get_running_loop()
-        failures = 0
-        rate_limited = 0
-        while True:
-            await self.wait_cooldown()
-            try:
-                data = await self.attempt(client, path, body)
-            except _Failure as failure:
-                attempts = failures + rate_limited + 1
-                if failure.rate_limited:
-                    rate_limited += 1
-                    self.consecutive_429 += 1
-                    if rate_limited > self.config.max_rate_limit_retries:
-                        return self.errors(call, f"{failure.reason}; gave up after {attempts} attempts")
-                    if failure.retry_after is not None:
-                        delay = self.cap(failure.retry_after)
-                    else:
-                        delay = self.backoff(self.consecutive_429 - 1)
-                    self.cooldown_until = max(self.cooldown_until, loop.time() + delay)
-                    log.warning(
-                        "request %s: %s; all workers pause %.2fs",
-                        call.request.id,
-                        failure.reason,
-                        delay,
-                    )
-                    continue
-                failures += 1
-                if not failure.retryable or failures > self.config.max_retries:
-                    return self.errors(call, f"{failure.reason} (after {attempts} attempts)")
-                delay = self.backoff(failures - 1)
-                if failure.retry_after is not None:
-                    delay = max(delay, self.cap(failure.retry_after))
-                log.warning(
-                    "request %s: %s; retry %d/%d in %.2fs",
-                    call.request.id,
-                    failure.reason,
-                    failures,
-                    self.config.max_retries,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                continue
-            self.consecutive_429 = 0
-            return self.parse(call, data)
-
-    # ------------------------------------------------------------------ results
-
-    def errors(self, call: _Call, reason: str) -> list[Completion]:
-        reason = self.scrub(reason)
-        log.error("request %s failed: %s", call.request.id, reason)
-        indices = range(call.first, call.first + call.count)
-        return error_completion(call.request, reason, model=self.model_id, indices=indices)
-
-    def parse(self, call: _Call, data: dict[str, Any]) -> list[Completion]:
-        chat = call.request.messages is not None
-        choices: list[dict[str, Any]] = [c for c in data["choices"] if isinstance(c, dict)]
-        usage = data.get("usage") or {}
-        prompt_tokens = int(usage.get("prompt_tokens") or 0)
-        total_completion = int(usage.get("completion_tokens") or 0)
-        prompt_logprobs = (
-            prompt_logprobs_of(data, choices) if call.request.sampling.prompt_logprobs is not None else None
-        )
-
-        by_index: dict[int, dict[str, Any]] = {}
-        for position, choice in enumerate(choices):
-            index = choice.get("index", position)
-            if isinstance(index, int) and 0 <= index < call.count and index not in by_index:
-                by_index[index] = choice
-
-        counted: dict[int, int] = {}
-        for index, choice in by_index.items():
-            n_tokens = choice_token_count(choice, chat)
-            if n_tokens is not None:
-                counted[index] = n_tokens
-        # Servers report completion tokens summed over the n choices. When a choice does not say
-        # how many tokens it has (no logprobs/token ids), the remainder is split evenly.
-        uncounted = [i for i in by_index if i not in counted]
-        if uncounted:
-            rest = max(0, total_completion - sum(counted.values()))
-            share, extra = divmod(rest, len(uncounted))
-            for k, i in enumerate(sorted(uncounted)):
-                counted[i] = share + (1 if k < extra else 0)
-
-        out: list[Completion] = []
-        for offset in range(call.count):
-            picked = by_index.get(offset)
-            if picked is None:
-                out.extend(
-                    self.errors(
-                        _Call(call.request, call.first + offset, 1),
-                        f"server returned {len(choices)} choices for n={call.count}",
-                    )
-                )
-                continue
-            choice = picked
-            if chat:
-                message = choice.get("message") or {}
-                text = message.get("content") or ""
-            else:
-                text = choice.get("text") or ""
-            out.append(
-                Completion(
-                    request_id=call.request.id,
-                    sample_index=call.first + offset,
-                    text=text,
-                    finish_reason=choice.get("finish_reason"),
-                    prompt_tokens=prompt_tokens,
-                    completion_tokens=counted.get(offset, 0),
-                    logprobs=token_logprobs(choice, chat) if call.request.sampling.logprobs is not None else None,
-                    prompt_logprobs=prompt_logprobs,
-                    model=self.model_id,
-                )
-            )
-        return out
-
-    # ------------------------------------------------------------------ the batch
-
-    async def run(self, calls: Iterator[_Call]) -> None:
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        timeout = httpx.Timeout(self.config.timeout_s, connect=self.config.connect_timeout_s)
-        limits = httpx.Limits(
-            max_connections=self.config.concurrency,
-            max_keepalive_connections=self.config.concurrency,
-        )
-        async with httpx.AsyncClient(
-            base_url=self.config.base_url + "/", headers=headers, timeout=timeout, limits=limits
-        ) as client:
-
-            async def worker() -> None:
-                # Workers share one iterator; next() never awaits, so no lock is needed.
-                for call in calls:
-                    try:
-                        results = await self.run_call(client, call)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as exc:  # a bug must not lose the call
-                        results = self.errors(call, f"internal error: {type(exc).__name__}: {exc}")  # logs it
-                    for completion in results:
-                        self.out.put(completion)
-
-            async with asyncio.TaskGroup() as group:
-                for _ in range(self.config.concurrency):
-                    group.create_task(worker())
 
 
 _DONE = object()
@@ -374,7 +76,7 @@ class OpenAITeacher(Teacher[OpenAITeacherConfig]):
     def model_id(self) -> str:
         # Host and model name only: no scheme, port, path or anything secret. A server restarted
         # on another port still hits the same cache entries.
-        return f"openai:{httpx.URL(self.config.base_url).host}/{self.config.model}"
+        return f"openai:{urlsplit(self.config.base_url).hostname}/{self.config.model}"
 
     def __repr__(self) -> str:
         return f"OpenAITeacher(base_url={self.config.base_url!r}, model={self.config.model!r})"
@@ -401,15 +103,6 @@ class OpenAITeacher(Teacher[OpenAITeacherConfig]):
             log.warning("$%s: whitespace around the API key was removed", self.config.api_key_env)
         return key
 
-    def _calls(self, requests: Sequence[TeacherRequest]) -> Iterator[_Call]:
-        for request in requests:
-            n = request.sampling.n
-            if self.config.n_mode == "server":
-                yield _Call(request, 0, n)
-            else:
-                for index in range(n):
-                    yield _Call(request, index, 1)
-
     def sample(self, requests: Sequence[TeacherRequest]) -> Iterator[Completion]:
         """Yield every sample of every request as soon as it is answered or has failed for good."""
         if not requests:
@@ -417,14 +110,20 @@ class OpenAITeacher(Teacher[OpenAITeacherConfig]):
         out: queue.Queue[Any] = queue.Queue()
         state: dict[str, Any] = {}
         stop = threading.Event()
-        batch = _Batch(self, self._api_key(), out)
+        api_key = self._api_key()  # refuses a key no header can carry before anything is imported or sent
+        secrets = [api_key, self.raw_api_key()]  # what is sent, and the variable as set
+
+        # The SDK is imported here, at the first batch: every other command starts without it.
+        from distilforge.plugins.teachers.openai_client import Batch, calls_of
+
+        batch = Batch(self.config, self.model_id, api_key, secrets, out)
 
         async def main() -> None:
             state["loop"] = asyncio.get_running_loop()
             state["task"] = asyncio.current_task()
             if stop.is_set():
                 return
-            await batch.run(self._calls(requests))
+            await batch.run(calls_of(requests, self.config.n_mode))
 
         def thread_main() -> None:
             try:
@@ -444,7 +143,7 @@ class OpenAITeacher(Teacher[OpenAITeacherConfig]):
                 if item is _DONE:
                     break
                 if isinstance(item, BaseException):
-                    raise RuntimeError(f"openai teacher failed: {batch.scrub(str(item))}") from None
+                    raise RuntimeError(f"openai teacher failed: {scrub(str(item), secrets)}") from None
                 yield item
         finally:
             stop.set()
