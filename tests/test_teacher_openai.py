@@ -832,3 +832,33 @@ def test_a_run_that_failed_before_any_teacher_work_restarts_with_a_corrected_con
     start_run(_engine(), path, console=Console(quiet=True))
     manifest = json.loads((tmp_path / "runs/remote/manifest.json").read_text())
     assert manifest["status"] == "completed" and "forced_changes" not in manifest
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_answers_hang_stops_within_seconds(fault_server: FaultServer, tmp_path: Path) -> None:
+    """Ctrl-C while every request waits on a server that answers in a minute: the workers are
+    cancelled, the process ends as interrupted at once, nothing half-answered is written."""
+    import signal
+
+    fault_server.default = ("hang", 60.0)
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"slow {i}"}) + "\n" for i in range(8)))
+    cfg = tmp_path / "gen.yaml"
+    teacher = {"type": "openai", "base_url": fault_server.base_url, "model": "scripted", "api_key_env": None}
+    cfg.write_text(json.dumps({"teacher": {**teacher, "timeout_s": 120.0}, "teacher_cache": str(tmp_path / "c.db")}))
+    cmd = [sys.executable, "-m", "distilforge.engine.cli", "generate", str(prompts), "-o", str(tmp_path / "o.jsonl")]
+    proc = subprocess.Popen([*cmd, "-c", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while len(fault_server.attempts) < 4 and time.time() < deadline:
+            time.sleep(0.05)
+        assert len(fault_server.attempts) >= 4, "the requests never reached the server"
+        proc.send_signal(signal.SIGINT)
+        sent = time.time()
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "interrupted: stopping cleanly" in err
+    assert time.time() - sent < 10
+    assert not (tmp_path / "o.jsonl").exists() or not (tmp_path / "o.jsonl").read_text().strip()
