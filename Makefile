@@ -40,7 +40,8 @@ $(STAMP): pyproject.toml setup.py Makefile examples/plugin_wordcount/pyproject.t
 	$(PIP) install --quiet --no-deps ./examples/plugin_minhash
 	# CUDA builds of these break `import vllm` beside CPU torch; triton has no CPU backend
 	$(PIP) uninstall --quiet --yes torchvision torchaudio torchcodec triton 2>/dev/null || true
-	# convert the embedded SmolLM2 teacher once into ~/.cache/distilforge (verified)
+	# once, into ~/.cache/distilforge (verified): convert the embedded SmolLM2 teacher; derive the
+	# novelty filter's ONNX (fp32, int8) and static (model2vec) embedders from the packaged MiniLM
 	$(BIN)/distilforge setup
 	@touch $(STAMP)
 

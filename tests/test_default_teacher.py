@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from distilforge.plugins.models import embedders, presets
 from distilforge.plugins.models import packaged as models
-from distilforge.plugins.models import presets
 from distilforge.plugins.models.presets import get_preset
 from distilforge.schemas import ChatMessage, SamplingParams, TeacherRequest
 
@@ -44,7 +44,9 @@ def test_home_and_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     assert models.smollm2_gguf_path().name == "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def test_conversion_runs_once_and_marks_the_result(fake_conversion: dict[str, Any]) -> None:
+def test_conversion_runs_once_and_marks_the_result(
+    monkeypatch: pytest.MonkeyPatch, fake_conversion: dict[str, Any]
+) -> None:
     path = models.default_teacher_dir()
     assert path == models.default_teacher_path() and models.is_prepared(path)
     marker = json.loads((path / models.MARKER_FILE).read_text())
@@ -64,7 +66,9 @@ def test_conversion_runs_once_and_marks_the_result(fake_conversion: dict[str, An
     assert models.prepared_preset_dir("smollm2-135m") == path
     assert models.teacher_model_path("smollm2-135m") == str(path)
     assert fake_conversion["convert"] == 1
-    assert models.ensure_models() == {"default_teacher": str(path)}
+    derived = path.parent / "minilm-derived"  # the embedders' own set-up is tested in test_embedders.py
+    monkeypatch.setattr(embedders, "prepare_embedders", lambda **_: derived)
+    assert models.ensure_models() == {"default_teacher": str(path), "embedders": str(derived)}
     assert fake_conversion["convert"] == 1
 
 

@@ -53,8 +53,8 @@ def test_the_filter_and_the_text_student_share_one_encoder_and_one_cache(monkeyp
     from_student = student.embed(list(reversed(TEXTS)))
     assert encoded == [4]  # four distinct texts, embedded once for both components
     np.testing.assert_array_equal(from_student, from_filter[::-1])
-    assert student._ensure_base() is embeddings.load_encoder(flt.model).model
+    assert student._ensure_base() is embeddings.load_encoder(flt.embedder.path).model
     # another truncation length is another embedder: embedded again, never served stale vectors
     FaissNoveltyFilter(FaissNoveltyConfig(max_length=8)).embed(TEXTS[:2])
     assert encoded == [4, 2]
-    assert embeddings.embed([], path=flt.model).shape == (0, 384)
+    assert embeddings.embed([], path=flt.embedder.path).shape == (0, 384)

@@ -54,7 +54,8 @@ class RunContext(TeacherContext):
     ``dataset_info`` is what the dataset said about itself beyond records (``DatasetSplits.extra``,
     e.g. a table's feature list), saved with the run. ``usage`` counts the samples stages asked
     for through :meth:`ask_teacher`, by purpose; the engine moves it into the round's metrics.
-    ``seed`` is always ``config.seed``.
+    ``seed`` is always ``config.seed``. ``vector_cache`` is the SQLite file (the teacher cache's)
+    where components keep text embeddings across rounds and runs (None: in memory only).
     """
 
     config: RunConfig
@@ -76,6 +77,8 @@ class RunContext(TeacherContext):
     state: dict[str, Any] = field(default_factory=dict)
     usage: dict[str, dict[str, float]] = field(default_factory=dict)
     teacher_access: TeacherAccess | None = field(default=None, repr=False)
+    # the run folder's cache file: embedders keep their vectors there (toolkit.vector_store)
+    vector_cache: Path | None = None
 
     def __post_init__(self) -> None:
         if self.config is not None:  # None only in unit tests of a single component

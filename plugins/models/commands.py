@@ -18,7 +18,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
     if args.list:
         return cmd_setup_list()
     if not args.teacher:
-        for name, path in ensure_models().items():
+        for name, path in ensure_models(force_embedders=args.force, log=print).items():
             print(f"{name}: {path}")
         return 0
     console = make_console()
@@ -61,5 +61,9 @@ def register_commands(subparsers: CommandParsers) -> None:
         "--teacher", action="append", metavar="NAME", help="set up this teacher preset (repeatable); see --list"
     )
     p.add_argument("--list", action="store_true", help="list the teacher presets: set up or not, size, licence")
-    p.add_argument("--force", action="store_true", help="prepare again even if already set up")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="prepare again even if already set up (without --teacher: the derived embedders)",
+    )
     p.set_defaults(func=cmd_setup)

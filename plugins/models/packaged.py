@@ -397,6 +397,12 @@ def verify_model_dir(path: Path) -> str:
 # --------------------------------------------------------------------------- setup
 
 
-def ensure_models() -> dict[str, str]:
-    """Prepare the embedded default models (used by ``make setup``); return ``{name: path}``."""
-    return {"default_teacher": str(default_teacher_dir())}
+def ensure_models(*, force_embedders: bool = False, log: Callable[[str], None] | None = None) -> dict[str, str]:
+    """Prepare the embedded default models (used by ``make setup``); return ``{name: path}``:
+    the default teacher, and the ONNX and static embedders derived from the packaged MiniLM."""
+    from distilforge.plugins.models.embedders import prepare_embedders
+
+    return {
+        "default_teacher": str(default_teacher_dir()),
+        "embedders": str(prepare_embedders(force=force_embedders, log=log)),
+    }
