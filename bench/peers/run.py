@@ -58,7 +58,7 @@ OFFLINE = {
 @dataclass(frozen=True)
 class Peer:
     name: str
-    spec: str  # the pinned pip requirement
+    spec: tuple[str, ...]  # the pinned pip requirements
     job: str
     telemetry_env: dict[str, str]
     modes: dict[str, str]  # mode -> the settings it stands for (printed under the table)
@@ -67,7 +67,8 @@ class Peer:
 PEERS = {
     "distilabel": Peer(
         "distilabel",
-        "distilabel[openai]==1.5.3",
+        # distilabel 1.5.3 imports requests without declaring it (huggingface_hub >= 1 no longer pulls it in)
+        ("distilabel[openai]==1.5.3", "requests"),
         "job_distilabel.py",
         # distilabel 1.5.3 sends nothing itself; the Hugging Face hub client it imports does, unless told not to
         {"HF_HUB_DISABLE_TELEMETRY": "1"},
@@ -78,17 +79,26 @@ PEERS = {
     ),
     "curator": Peer(
         "curator",
-        "bespokelabs-curator==0.1.31",
+        ("bespokelabs-curator==0.1.31",),
         "job_curator.py",
-        {"TELEMETRY_ENABLED": "False", "CURATOR_DISABLE_TELEMETRY": "1", "CURATOR_VIEWER": "0"},
-        {"default": "curator.LLM(backend='openai'), default backend_params", "best": "see job_curator.py"},
+        # its PostHog client reads TELEMETRY_ENABLED; CURATOR_VIEWER unset = nothing sent to the hosted viewer
+        {"TELEMETRY_ENABLED": "false", "CURATOR_DISABLE_RICH_DISPLAY": "1"},
+        {
+            "default": "curator.LLM(backend='openai'), base_url and api_key only: built-in limits for an unknown "
+            "server (200 requests/min, 100k tokens/min), answers cut at max_tokens count as failures, 10 retries",
+            "best": "rate limits lifted, 64 requests in flight, invalid_finish_reasons=['content_filter'], "
+            "max_retries 2",
+        },
     ),
     "datadesigner": Peer(
         "datadesigner",
-        "data-designer==0.9.7",
+        ("data-designer==0.9.7",),
         "job_datadesigner.py",
         {"NEMO_TELEMETRY_ENABLED": "false"},
-        {"default": "LLMTextColumnConfig, default InferenceParameters", "best": "see job_datadesigner.py"},
+        {
+            "default": "DataFrame seed + LLMTextColumnConfig, InferenceParameters as shipped (max_parallel_requests 4)",
+            "best": "max_parallel_requests 64, one row group (buffer_size = all prompts)",
+        },
     ),
 }
 
@@ -114,20 +124,21 @@ def ensure_venv(peer: Peer, venvs: Path, log) -> tuple[Path | None, str | None, 
     python = venv / "bin" / "python"
     marker = venv / ".distilforge-bench-pin"
     install_log = venvs / f"{peer.name}.install.log"
-    if not (python.exists() and marker.exists() and marker.read_text().strip() == peer.spec):
-        log(f"creating {venv} with {peer.spec} (log {install_log})")
+    pins = " ".join(peer.spec)
+    if not (python.exists() and marker.exists() and marker.read_text().strip() == pins):
+        log(f"creating {venv} with {pins} (log {install_log})")
         venvs.mkdir(parents=True, exist_ok=True)
         base = getattr(sys, "_base_executable", None) or sys.executable
         with open(install_log, "w") as handle:
-            steps = [[base, "-m", "venv", "--clear", str(venv)], [str(python), "-m", "pip", "install", peer.spec]]
+            steps = [[base, "-m", "venv", "--clear", str(venv)], [str(python), "-m", "pip", "install", *peer.spec]]
             for step in steps:
                 handle.write(f"$ {' '.join(step)}\n")
                 handle.flush()
                 done = subprocess.run(step, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **OFFLINE})
                 if done.returncode:
                     return None, None, f"install failed ({' '.join(step[-2:])}): " + last_lines(install_log)
-        marker.write_text(peer.spec + "\n")
-    dist = re.split(r"[\[=<>]", peer.spec)[0]
+        marker.write_text(pins + "\n")
+    dist = re.split(r"[\[=<>]", peer.spec[0])[0]
     done = subprocess.run(
         [str(python), "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
         capture_output=True, text=True,
@@ -382,7 +393,7 @@ def build_rows(args, model_dir: Path, log) -> tuple[list[Row], dict[str, str]]:
     for name in args.peers:
         peer = PEERS[name]
         python, version, error = ensure_venv(peer, args.venvs, log)
-        versions[name] = version or f"not installed ({peer.spec})"
+        versions[name] = version or f"not installed ({' '.join(peer.spec)})"
         for mode, settings in peer.modes.items():
             job = [str(python), str(HERE / peer.job), "--prompts", str(args.prompts_file), "--mode", mode,
                    "--model", SERVED, "--max-tokens", str(args.max_tokens), "--temperature", str(args.temperature)]  # fmt: skip
