@@ -78,7 +78,9 @@ def run_vllm_teacher(args, prompts):
     teacher.llm  # noqa: B018 - builds the engine now, outside the timed part
     load_s = time.perf_counter() - started
     sampling = SamplingParams(temperature=args.temperature, max_tokens=args.max_tokens)
-    requests = [TeacherRequest(messages=[ChatMessage(role="user", content=p["prompt"])], sampling=sampling) for p in prompts]
+    requests = [
+        TeacherRequest(messages=[ChatMessage(role="user", content=p["prompt"])], sampling=sampling) for p in prompts
+    ]
     list(teacher.sample(requests[:8]))  # warm-up
     t0 = time.perf_counter()
     completions = list(teacher.sample(requests))
@@ -138,7 +140,9 @@ def run_openai_teacher(args, prompts):
 
     teacher = OpenAITeacher(OpenAITeacherConfig(base_url=args.base_url, model=args.model, api_key_env=None))
     sampling = SamplingParams(temperature=args.temperature, max_tokens=args.max_tokens)
-    requests = [TeacherRequest(messages=[ChatMessage(role="user", content=p["prompt"])], sampling=sampling) for p in prompts]
+    requests = [
+        TeacherRequest(messages=[ChatMessage(role="user", content=p["prompt"])], sampling=sampling) for p in prompts
+    ]
     t0 = time.perf_counter()
     completions = list(teacher.sample(requests))
     wall = time.perf_counter() - t0

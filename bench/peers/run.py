@@ -156,6 +156,22 @@ def last_lines(path: Path, n: int = 3) -> str:
     return " | ".join(lines[-n:])[-600:]
 
 
+def tiktoken_cache(venvs: Path) -> Path | None:
+    """A TIKTOKEN_CACHE_DIR for the peers, which count tokens with tiktoken's cl100k_base.
+
+    tiktoken downloads its encodings at first use, which fails offline (Curator then cannot
+    start; Data Designer's profiler skips its token statistics). litellm (in Curator's venv)
+    ships the files under tiktoken's cache names, so they are copied to ``venvs/tiktoken-cache``.
+    """
+    target = venvs / "tiktoken-cache"
+    for source in sorted(venvs.glob("*/lib/python*/site-packages/litellm/litellm_core_utils/tokenizers")):
+        target.mkdir(parents=True, exist_ok=True)
+        for item in source.iterdir():
+            if item.is_file() and len(item.name) == 40:  # sha1 of the encoding's URL
+                shutil.copy2(item, target / item.name)
+    return target if target.exists() and any(target.iterdir()) else None
+
+
 # ----------------------------------------------------------------------------- server metrics
 
 
@@ -401,6 +417,10 @@ def build_rows(args, model_dir: Path, log) -> tuple[list[Row], dict[str, str]]:
                 Row(f"{name}-{mode}", f"{name} {version or ''} {mode}".replace("  ", " "), "server", settings,
                     job if python else None, dict(peer.telemetry_env), error)
             )  # fmt: skip
+    cache = tiktoken_cache(args.venvs)
+    for row in rows:
+        if cache and row.key.split("-")[0] in PEERS:
+            row.env["TIKTOKEN_CACHE_DIR"] = str(cache)
     if args.rows:
         rows = [r for r in rows if r.key in args.rows]
     return rows, versions
@@ -475,7 +495,11 @@ def main() -> int:
                                 startup_timeout_s=300)  # fmt: skip
             with server:
                 ready = time.perf_counter() - t0
-                bound = [ln for ln in server_log.read_text(errors="replace").splitlines() if "core" in ln.lower() and "bind" in ln.lower()]  # noqa: E501
+                bound = [
+                    ln
+                    for ln in server_log.read_text(errors="replace").splitlines()
+                    if "core" in ln.lower() and "bind" in ln.lower()
+                ]  # noqa: E501
                 server_notes.append(f"repeat {rep + 1}: ready in {ready:.0f} s, VLLM_CPU_OMP_THREADS_BIND={bind}")
                 log(f"  server ready in {ready:.0f} s at {server.base_url} (bind {bind}) {bound[-1:] if bound else ''}")
                 warm = [sys.executable, str(HERE / "job_baselines.py"), "--prompts", str(warm_file), "--path", "asyncopenai",
@@ -504,7 +528,12 @@ def main() -> int:
     args.out.with_suffix(".md").write_text(
         f"# The peers on the same job (`bench/peers/run.py`, {started_at})\n\n{text}", encoding="utf-8"
     )
-    detail = {"meta": meta, "table": table, "runs": {r.key: r.runs for r in rows}, "errors": {r.key: r.error for r in rows if r.error}}
+    detail = {
+        "meta": meta,
+        "table": table,
+        "runs": {r.key: r.runs for r in rows},
+        "errors": {r.key: r.error for r in rows if r.error},
+    }
     args.out.with_suffix(".json").write_text(json.dumps(detail, indent=1), encoding="utf-8")
     log(f"wrote {args.out.with_suffix('.md')} and .json; answers and logs in {workdir}")
     if args.workdir is None and os.environ.get("DISTILFORGE_PEERS_KEEP") != "1":
