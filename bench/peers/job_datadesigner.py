@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import job_parser, read_prompts, report, write_answers  # noqa: E402
+from common import job_parser, read_prompts, report, write_answers
 
 
 def main() -> int:

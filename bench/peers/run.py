@@ -82,7 +82,7 @@ PEERS = {
         ("bespokelabs-curator==0.1.31",),
         "job_curator.py",
         # its PostHog client reads TELEMETRY_ENABLED; CURATOR_VIEWER unset = nothing sent to the hosted viewer
-        {"TELEMETRY_ENABLED": "false", "CURATOR_DISABLE_RICH_DISPLAY": "1"},
+        {"TELEMETRY_ENABLED": "false", "CURATOR_DISABLE_RICH_DISPLAY": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
         {
             "default": "curator.LLM(backend='openai'), base_url and api_key only: built-in limits for an unknown "
             "server (200 requests/min, 100k tokens/min), answers cut at max_tokens count as failures, 10 retries",
@@ -175,6 +175,14 @@ def tiktoken_cache(venvs: Path) -> Path | None:
 # ----------------------------------------------------------------------------- server metrics
 
 
+COUNTED = (
+    "vllm:generation_tokens_total",
+    "vllm:prompt_tokens_total",
+    "vllm:num_requests_running",
+    "vllm:num_requests_waiting",
+)
+
+
 def scrape(base_url: str) -> dict[str, float]:
     """The vLLM counters a row is charged with, from the server's Prometheus ``/metrics``."""
     url = base_url.removesuffix("/v1") + "/metrics"
@@ -195,9 +203,7 @@ def scrape(base_url: str) -> dict[str, float]:
             key = f"success_{reason.group(1) if reason else 'all'}"
             out[key] = out.get(key, 0.0) + number
             out["success"] = out.get("success", 0.0) + number
-        elif name in ("vllm:generation_tokens_total", "vllm:prompt_tokens_total"):
-            out[name.split(":")[1]] = out.get(name.split(":")[1], 0.0) + number
-        elif name in ("vllm:num_requests_running", "vllm:num_requests_waiting"):
+        elif name in COUNTED:
             out[name.split(":")[1]] = out.get(name.split(":")[1], 0.0) + number
         elif name == "http_requests_total" and "chat/completions" in labels:
             out["http_chat"] = out.get("http_chat", 0.0) + number
@@ -372,7 +378,8 @@ def fmt(value, spec: str, empty: str = "—") -> str:
 
 def markdown(table: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [
-        "| row | wall s | tok/s | × raw `LLM.chat` | × raw `AsyncOpenAI` | requests / prompts | paid twice | finished |",
+        "| row | wall s | tok/s | × raw `LLM.chat` | × raw `AsyncOpenAI` | requests / prompts | paid twice "
+        "| finished |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for t in table:
@@ -412,7 +419,8 @@ def build_rows(args, model_dir: Path, log) -> tuple[list[Row], dict[str, str]]:
         versions[name] = version or f"not installed ({' '.join(peer.spec)})"
         for mode, settings in peer.modes.items():
             job = [str(python), str(HERE / peer.job), "--prompts", str(args.prompts_file), "--mode", mode,
-                   "--model", SERVED, "--max-tokens", str(args.max_tokens), "--temperature", str(args.temperature)]  # fmt: skip
+                   "--model", SERVED, "--max-tokens", str(args.max_tokens),
+                   "--temperature", str(args.temperature)]  # fmt: skip
             rows.append(
                 Row(f"{name}-{mode}", f"{name} {version or ''} {mode}".replace("  ", " "), "server", settings,
                     job if python else None, dict(peer.telemetry_env), error)
@@ -437,8 +445,8 @@ def main() -> int:
     parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=list(PEERS))
     parser.add_argument("--rows", nargs="*", default=None, help="only these row keys (see --list)")
     parser.add_argument("--list", action="store_true", help="print the row keys and exit")
-    parser.add_argument("--venvs", type=Path, default=Path(os.environ.get("DISTILFORGE_PEER_VENVS", "/work/peer-venvs")),
-                        help="where the peers' virtualenvs live (outside the repository)")  # fmt: skip
+    venvs = Path(os.environ.get("DISTILFORGE_PEER_VENVS", "/work/peer-venvs"))
+    parser.add_argument("--venvs", type=Path, default=venvs, help="the peers' virtualenvs (outside the repository)")
     parser.add_argument("--model", type=Path, default=None, help="HF model directory (default: SmolLM2-135M)")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "peers", help="writes OUT.md and OUT.json")
     parser.add_argument("--workdir", type=Path, default=None, help="answers, logs (default: a temporary folder)")
@@ -495,15 +503,11 @@ def main() -> int:
                                 startup_timeout_s=300)  # fmt: skip
             with server:
                 ready = time.perf_counter() - t0
-                bound = [
-                    ln
-                    for ln in server_log.read_text(errors="replace").splitlines()
-                    if "core" in ln.lower() and "bind" in ln.lower()
-                ]  # noqa: E501
+                bound = [ln for ln in server_log.read_text(errors="replace").splitlines() if "core ids=" in ln]
                 server_notes.append(f"repeat {rep + 1}: ready in {ready:.0f} s, VLLM_CPU_OMP_THREADS_BIND={bind}")
                 log(f"  server ready in {ready:.0f} s at {server.base_url} (bind {bind}) {bound[-1:] if bound else ''}")
-                warm = [sys.executable, str(HERE / "job_baselines.py"), "--prompts", str(warm_file), "--path", "asyncopenai",
-                        "--model", SERVED, "--max-tokens", "8", "--base-url", server.base_url,
+                warm = [sys.executable, str(HERE / "job_baselines.py"), "--prompts", str(warm_file),
+                        "--path", "asyncopenai", "--model", SERVED, "--max-tokens", "8", "--base-url", server.base_url,
                         "--out", str(workdir / "warmup.jsonl")]  # fmt: skip
                 subprocess.run(warm, env={**os.environ, **OFFLINE}, capture_output=True, timeout=300)
                 for row in todo:
