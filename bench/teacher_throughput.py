@@ -6,17 +6,25 @@ one engine (the plugin's), so the ratio measures only what the plugin adds: buil
 sampling params, grouping, and turning vLLM outputs into ``Completion`` objects.
 
     HF_HUB_OFFLINE=1 python bench/teacher_throughput.py --prompts 256 --reps 3 --max-tokens 48
+    HF_HUB_OFFLINE=1 python bench/teacher_throughput.py --model qwen2.5-coder-1.5b --prompts 64 --reps 3 \
+        --out bench/results/teacher_throughput-qwen2.5-coder-1.5b
 
-Exit status 1 when the median plugin/raw ratio (tokens/s) is below ``--floor`` (default 0.95).
+Exit status 1 when the median plugin/raw ratio (tokens/s) is below ``--floor`` (default 0.97).
+``--out PATH`` also writes PATH.md (the command, the machine, every repetition, the medians) and
+PATH.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import platform
+import shlex
 import statistics
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -84,8 +92,17 @@ def throughput_parser(description: str | None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = throughput_parser(__doc__)
     parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--floor", type=float, default=0.95)
+    parser.add_argument("--floor", type=float, default=0.97)
+    parser.add_argument("--out", type=Path, default=None, help="also write OUT.md and OUT.json")
     args = parser.parse_args(argv)
+    command = "HF_HUB_OFFLINE=1 .venv/bin/python bench/teacher_throughput.py " + shlex.join(
+        sys.argv[1:] if argv is None else argv
+    )
+    lines: list[str] = []
+
+    def say(line: str = "") -> None:
+        print(line, flush=True)
+        lines.append(line)
 
     from vllm import SamplingParams as VLLMSamplingParams
 
@@ -102,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.perf_counter()
     llm = teacher.llm
-    print(f"engine ready in {time.perf_counter() - started:.1f} s: {teacher.model_id}", flush=True)
+    dtype = llm.llm_engine.model_config.dtype
+    say(f"engine ready in {time.perf_counter() - started:.1f} s: {teacher.model_id}, dtype {dtype}")
 
     texts = make_prompts(args.prompts)
     conversations = [[{"role": "user", "content": t}] for t in texts]
@@ -140,10 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, fn in order:
             elapsed, tokens = fn()
             results[name].append((elapsed, tokens))
-            print(
+            say(
                 f"rep {rep + 1} {name:6s}: {elapsed:6.2f} s  {tokens / elapsed:7.1f} tok/s  "
-                f"{len(texts) / elapsed:6.2f} prompts/s  ({tokens} tokens)",
-                flush=True,
+                f"{len(texts) / elapsed:6.2f} prompts/s  ({tokens} tokens)"
             )
 
     def summary(name: str) -> tuple[float, float]:
@@ -158,17 +175,32 @@ def main(argv: list[str] | None = None) -> int:
     ratio = statistics.median(ratios)
     raw_tok, raw_prm = summary("raw")
     plug_tok, plug_prm = summary("plugin")
-    print(
-        f"\n{len(texts)} chat prompts x {args.max_tokens} max tokens, temperature {args.temperature}, {args.reps} reps"
-    )
-    print(f"raw vllm.LLM.chat   : {raw_tok:7.1f} tok/s  {raw_prm:6.2f} prompts/s (median)")
-    print(f"VLLMTeacher.sample  : {plug_tok:7.1f} tok/s  {plug_prm:6.2f} prompts/s (median)")
-    print(
+    say()
+    say(f"{len(texts)} chat prompts x {args.max_tokens} max tokens, temperature {args.temperature}, {args.reps} reps")
+    say(f"raw vllm.LLM.chat   : {raw_tok:7.1f} tok/s  {raw_prm:6.2f} prompts/s (median)")
+    say(f"VLLMTeacher.sample  : {plug_tok:7.1f} tok/s  {plug_prm:6.2f} prompts/s (median)")
+    say(
         f"median ratio plugin/raw: {ratio:.3f} (tokens/s), "
-        f"{statistics.median(prompt_ratios):.3f} (prompts/s); floor {args.floor}"
+        f"{statistics.median(prompt_ratios):.3f} (prompts/s); per rep "
+        + ", ".join(f"{r:.3f}" for r in ratios)
+        + f"; floor {args.floor}"
     )
     teacher.close()
+    if args.out is not None:
+        write_results(args.out, command, lines, results, ratio, args.floor)
     return 0 if ratio >= args.floor else 1
+
+
+def write_results(
+    out: Path, command: str, lines: list[str], results: dict[str, list[tuple[float, int]]], ratio: float, floor: float
+) -> None:
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    body = [f"# Teacher throughput, {time.strftime('%Y-%m-%d')}", "", f"`{command}` — {machine} at the end", ""]
+    out.with_suffix(".md").write_text("\n".join([*body, "```", *lines, "```", ""]), encoding="utf-8")
+    record = {"command": command, "machine": machine, "runs": results, "median_ratio": ratio, "floor": floor}
+    out.with_suffix(".json").write_text(json.dumps(record, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -121,6 +121,43 @@ def table_rows(metrics: Sequence[RoundMetrics], method: str) -> tuple[list[str],
     return header, rows
 
 
+def _all_purposes(m: RoundMetrics, key: str) -> int | None:
+    """``key`` summed over the method's own samples and every other purpose's (a judge's, a baseline's)."""
+    values = [(m.model_extra or {}).get(key), *(u.get(key) for u in m.usage.values())]
+    numbers = [int(v) for v in values if v is not None]
+    return sum(numbers) if numbers else None
+
+
+def console_rows(metrics: Sequence[RoundMetrics], method: str) -> tuple[list[str], list[list[str]]]:
+    """The same rounds in at most eight columns, for a terminal; the report keeps the full table.
+
+    ``kept / made``: records accepted out of those generated (teacher answers and refusals for a
+    method that writes none); ``samples``: the teacher samples paid for, with those served from the
+    answer cache in brackets, every purpose (the judge's too) included.
+    """
+    records = writes_records(metrics, method)
+    validation = any(m.validation_metrics for m in metrics)
+    header = ["round", "student (train size)", "test acc", *(["val acc"] if validation else [])]
+    header += ["kept / made", "rejected"] if records else ["answers", "refused"]
+    header += ["samples new (cached)", "completion tokens"]
+    rows = []
+    for m in metrics:
+        student = f"trained ({_cell(m.train_size)})" if m.trained else f"round {trained_round(metrics, m.round)}'s"
+        cells = [str(m.round), student, _cell(accuracy(m, "test"))]
+        if validation:
+            cells.append(_cell(m.validation_metrics.get("accuracy")))
+        if records:
+            made = NOT_SHOWN if m.generated is None else f"{_cell(m.accepted)} / {m.generated}"
+            cells += [made, _cell(_rejected(m, None))]
+        else:
+            cells += [_cell(_samples(m)), _cell(_rejected(m, None))]
+        new, cached = _all_purposes(m, "samples_new"), _all_purposes(m, "samples_cached")
+        cells.append(NOT_SHOWN if new is None else f"{new} ({cached or 0})")
+        cells.append(_cell(_all_purposes(m, "completion_tokens")))
+        rows.append(cells)
+    return header, rows
+
+
 def round_table(metrics: Sequence[RoundMetrics], method: str) -> list[str]:
     header, rows = table_rows(metrics, method)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

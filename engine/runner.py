@@ -18,7 +18,7 @@ from distilforge.engine.config import RunConfig, config_diff, config_to_dict, fi
 from distilforge.engine.executors import Job, make_executor
 from distilforge.engine.loop import RoundLoop
 from distilforge.engine.report import RunFacts, headline, write_report
-from distilforge.engine.report_table import table_rows
+from distilforge.engine.report_table import console_rows
 from distilforge.engine.store import RunStore, TeacherCache, atomic_write_text
 from distilforge.engine.teacher_baseline import load_teacher_baseline
 from distilforge.engine.validation import validate_parsed
@@ -164,8 +164,8 @@ def _adopt(store: RunStore, config: RunConfig) -> None:
 
 
 def print_summary(facts: RunFacts, console: Console) -> None:
-    table = Table(title="distilforge: per-round summary")
-    header, rows = table_rows(facts.metrics, facts.method)
+    table = Table(title="distilforge: per-round summary (every column: report.md)")
+    header, rows = console_rows(facts.metrics, facts.method)
     for column in header:
         table.add_column(column, justify="right")
     for row in rows:

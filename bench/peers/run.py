@@ -444,6 +444,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64, help="raw AsyncOpenAI requests in flight")
     parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=list(PEERS))
     parser.add_argument("--rows", nargs="*", default=None, help="only these row keys (see --list)")
+    parser.add_argument(
+        "--once", nargs="*", default=[], help="row keys run in the first repeat only (rows that run into the timeout)"
+    )
     parser.add_argument("--list", action="store_true", help="print the row keys and exit")
     venvs = Path(os.environ.get("DISTILFORGE_PEER_VENVS", "/work/peer-venvs"))
     parser.add_argument("--venvs", type=Path, default=venvs, help="the peers' virtualenvs (outside the repository)")
@@ -487,7 +490,7 @@ def main() -> int:
     for rep in range(args.repeats):
         phases = ["server", "inproc"] if rep % 2 == 0 else ["inproc", "server"]
         for phase in phases:
-            todo = [r for r in rows if r.phase == phase and r.command]
+            todo = [r for r in rows if r.phase == phase and r.command and (rep == 0 or r.key not in args.once)]
             if not todo:
                 continue
             shift = rep % len(todo)
