@@ -76,9 +76,7 @@ def main() -> None:
     workloads = method_requests(args.failures, args.k)
     rows = []
     for caching in (True, False):
-        teacher = VLLMTeacher(
-            VLLMTeacherConfig(model=args.model, max_model_len=1024, engine_kwargs={"enable_prefix_caching": caching})
-        )
+        teacher = VLLMTeacher(VLLMTeacherConfig(model=args.model, max_model_len=1024, prefix_caching=caching))
         llm = teacher.llm
         on = llm.llm_engine.vllm_config.cache_config.enable_prefix_caching
         for name, requests in workloads.items():

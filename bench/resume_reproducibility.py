@@ -66,7 +66,7 @@ def main() -> None:
     asked = requests(args.n, args.max_tokens)
     rows = []
     for prefix_caching in (True, False):
-        config = VLLMTeacherConfig(model=args.model, engine_kwargs={"enable_prefix_caching": prefix_caching})
+        config = VLLMTeacherConfig(model=args.model, prefix_caching=prefix_caching)
         teacher = VLLMTeacher(config)
         texts(teacher, [asked[:2]])  # warm-up
         reference, t_batch = texts(teacher, [asked])

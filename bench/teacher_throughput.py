@@ -1,9 +1,18 @@
 """Throughput of the ``vllm`` teacher plugin against raw ``vllm.LLM.chat`` on the same engine.
 
-The same chat prompts go through both paths in one process, alternating (the order flips every
-repetition so neither path always runs on a warmer machine), several repetitions each. Both use
-one engine (the plugin's), so the ratio measures only what the plugin adds: building per-request
-sampling params, grouping, and turning vLLM outputs into ``Completion`` objects.
+The same chat prompts go through three paths in one process, the order rotated every repetition
+so no path always runs on a warmer machine, several repetitions each, all on one engine (the
+plugin's):
+
+- ``raw``: one ``LLM.chat`` call with one unseeded ``SamplingParams`` (the limit);
+- ``raw-seeded``: the same call with the seed the plugin gives each request, so it produces the
+  very tokens the plugin does: ``plugin / raw-seeded`` is what the plugin's code adds (building
+  per-request params, grouping, turning outputs into ``Completion`` objects), free of the noise of
+  different answer lengths;
+- ``plugin``: ``VLLMTeacher.sample``.
+
+``raw-seeded / raw`` is then the price of per-request seeds (vLLM samples seeded requests with
+their own generators), which buy answers that do not depend on the batch they ran in.
 
     HF_HUB_OFFLINE=1 python bench/teacher_throughput.py --prompts 256 --reps 3 --max-tokens 48
     HF_HUB_OFFLINE=1 python bench/teacher_throughput.py --model qwen2.5-coder-1.5b --prompts 64 --reps 3 \
@@ -11,7 +20,7 @@ sampling params, grouping, and turning vLLM outputs into ``Completion`` objects.
 
 Exit status 1 when the median plugin/raw ratio (tokens/s) is below ``--floor`` (default 0.97).
 ``--out PATH`` also writes PATH.md (the command, the machine, every repetition, the medians) and
-PATH.json.
+PATH.json (PATH may contain dots: ``teacher_throughput-qwen2.5-coder-0.5b``).
 """
 
 from __future__ import annotations
@@ -24,7 +33,9 @@ import shlex
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -106,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from vllm import SamplingParams as VLLMSamplingParams
 
-    from distilforge.plugins.teachers.vllm_teacher import VLLMTeacher, VLLMTeacherConfig
+    from distilforge.plugins.teachers.vllm_teacher import VLLMTeacher, VLLMTeacherConfig, request_seed
     from distilforge.schemas import ChatMessage, SamplingParams, TeacherRequest
 
     teacher = VLLMTeacher(
@@ -133,11 +144,24 @@ def main(argv: list[str] | None = None) -> int:
         for t in texts
     ]
 
-    def run_raw() -> tuple[float, int]:
-        t0 = time.perf_counter()
-        outputs = llm.chat(conversations, raw_params, use_tqdm=False)
-        elapsed = time.perf_counter() - t0
-        return elapsed, sum(len(o.outputs[0].token_ids) for o in outputs)
+    seeded_params = [
+        VLLMSamplingParams(
+            temperature=args.temperature,
+            top_p=1.0,
+            max_tokens=args.max_tokens,
+            seed=request_seed(teacher.config.seed, r.id),
+        )
+        for r in requests
+    ]
+
+    def raw_path(params: Any) -> Callable[[], tuple[float, int]]:
+        def run() -> tuple[float, int]:
+            t0 = time.perf_counter()
+            outputs = llm.chat(conversations, params, use_tqdm=False)
+            elapsed = time.perf_counter() - t0
+            return elapsed, sum(len(o.outputs[0].token_ids) for o in outputs)
+
+        return run
 
     def run_plugin() -> tuple[float, int]:
         t0 = time.perf_counter()
@@ -150,57 +174,62 @@ def main(argv: list[str] | None = None) -> int:
     llm.chat(conversations[:8], raw_params, use_tqdm=False)
     list(teacher.sample(requests[:8]))
 
-    results: dict[str, list[tuple[float, int]]] = {"raw": [], "plugin": []}
+    paths = {"raw": raw_path(raw_params), "raw-seeded": raw_path(seeded_params), "plugin": run_plugin}
+    results: dict[str, list[tuple[float, int]]] = {name: [] for name in paths}
+    names = list(paths)
     for rep in range(args.reps):
-        order = [("raw", run_raw), ("plugin", run_plugin)]
-        if rep % 2:
-            order.reverse()
-        for name, fn in order:
-            elapsed, tokens = fn()
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:
+            elapsed, tokens = paths[name]()
             results[name].append((elapsed, tokens))
             say(
-                f"rep {rep + 1} {name:6s}: {elapsed:6.2f} s  {tokens / elapsed:7.1f} tok/s  "
+                f"rep {rep + 1} {name:10s}: {elapsed:6.2f} s  {tokens / elapsed:7.1f} tok/s  "
                 f"{len(texts) / elapsed:6.2f} prompts/s  ({tokens} tokens)"
             )
 
-    def summary(name: str) -> tuple[float, float]:
-        tok_s = statistics.median(t / e for e, t in results[name])
-        prm_s = statistics.median(len(texts) / e for e, _ in results[name])
-        return tok_s, prm_s
+    def per_rep(top: str, bottom: str) -> list[float]:
+        """tokens/s of ``top`` over tokens/s of ``bottom``, repetition by repetition."""
+        return [(t_t / t_e) / (b_t / b_e) for (t_e, t_t), (b_e, b_t) in zip(results[top], results[bottom], strict=True)]
 
-    ratios = [
-        (p_t / p_e) / (r_t / r_e) for (r_e, r_t), (p_e, p_t) in zip(results["raw"], results["plugin"], strict=True)
-    ]
-    prompt_ratios = [r_e / p_e for (r_e, _), (p_e, _) in zip(results["raw"], results["plugin"], strict=True)]
-    ratio = statistics.median(ratios)
-    raw_tok, raw_prm = summary("raw")
-    plug_tok, plug_prm = summary("plugin")
     say()
     say(f"{len(texts)} chat prompts x {args.max_tokens} max tokens, temperature {args.temperature}, {args.reps} reps")
-    say(f"raw vllm.LLM.chat   : {raw_tok:7.1f} tok/s  {raw_prm:6.2f} prompts/s (median)")
-    say(f"VLLMTeacher.sample  : {plug_tok:7.1f} tok/s  {plug_prm:6.2f} prompts/s (median)")
-    say(
-        f"median ratio plugin/raw: {ratio:.3f} (tokens/s), "
-        f"{statistics.median(prompt_ratios):.3f} (prompts/s); per rep "
-        + ", ".join(f"{r:.3f}" for r in ratios)
-        + f"; floor {args.floor}"
-    )
+    for name, label in (("raw", "raw LLM.chat"), ("raw-seeded", "raw, plugin's seeds"), ("plugin", "VLLMTeacher")):
+        tok_s = statistics.median(t / e for e, t in results[name])
+        prm_s = statistics.median(len(texts) / e for e, _ in results[name])
+        say(f"{label:20s}: {tok_s:7.1f} tok/s  {prm_s:6.2f} prompts/s (median)")
+    ratios = {
+        "plugin/raw": per_rep("plugin", "raw"),
+        "plugin/raw-seeded": per_rep("plugin", "raw-seeded"),
+        "raw-seeded/raw": per_rep("raw-seeded", "raw"),
+    }
+    for key, values in ratios.items():
+        say(
+            f"median {key:18s}: {statistics.median(values):.3f} (tokens/s); per rep "
+            + ", ".join(f"{r:.3f}" for r in values)
+        )
+    ratio = statistics.median(ratios["plugin/raw"])
+    say(f"floor (plugin/raw) {args.floor}: {'met' if ratio >= args.floor else 'missed'}")
     teacher.close()
     if args.out is not None:
-        write_results(args.out, command, lines, results, ratio, args.floor)
+        medians = {key: statistics.median(values) for key, values in ratios.items()}
+        write_results(args.out, command, lines, results, medians, args.floor)
     return 0 if ratio >= args.floor else 1
 
 
 def write_results(
-    out: Path, command: str, lines: list[str], results: dict[str, list[tuple[float, int]]], ratio: float, floor: float
+    out: Path,
+    command: str,
+    lines: list[str],
+    results: dict[str, list[tuple[float, int]]],
+    medians: dict[str, float],
+    floor: float,
 ) -> None:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load}"
     out.parent.mkdir(parents=True, exist_ok=True)
     body = [f"# Teacher throughput, {time.strftime('%Y-%m-%d')}", "", f"`{command}` — {machine} at the end", ""]
-    out.with_suffix(".md").write_text("\n".join([*body, "```", *lines, "```", ""]), encoding="utf-8")
-    record = {"command": command, "machine": machine, "runs": results, "median_ratio": ratio, "floor": floor}
-    out.with_suffix(".json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    Path(f"{out}.md").write_text("\n".join([*body, "```", *lines, "```", ""]), encoding="utf-8")
+    record = {"command": command, "machine": machine, "runs": results, "median_ratios": medians, "floor": floor}
+    Path(f"{out}.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -326,6 +326,19 @@ def test_auto_dtype_avoids_slow_bf16_on_cpus_without_it(monkeypatch: pytest.Monk
     assert explicit._engine_dtype(on_cpu=True) == "bfloat16"
 
 
+def test_prefix_caching_is_on_in_the_engine_and_can_be_turned_off(
+    vllm_teacher: VLLMTeacher, monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path
+) -> None:
+    """The methods' prompts share long prefixes and ask n samples each: caching prefills them once."""
+    import vllm
+
+    assert vllm_teacher.llm.llm_engine.vllm_config.cache_config.enable_prefix_caching is True
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(vllm, "LLM", lambda **kwargs: seen.update(kwargs) or object())
+    VLLMTeacher(VLLMTeacherConfig(model=str(tiny_model_dir), prefix_caching=False))._start()
+    assert seen["enable_prefix_caching"] is False
+
+
 def test_an_engine_failure_fails_the_call_and_restarts_the_engine(
     vllm_teacher: VLLMTeacher, monkeypatch: pytest.MonkeyPatch
 ) -> None:

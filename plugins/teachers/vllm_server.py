@@ -89,6 +89,8 @@ class VLLMServer:
             "--max-model-len",
             str(self.max_model_len),
             "--enforce-eager",
+            # the methods' prompts share system prompts and demonstrations (bench/prefix_caching.py)
+            "--enable-prefix-caching",
             *self.extra_args,
         ]
 

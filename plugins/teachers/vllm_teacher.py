@@ -66,6 +66,12 @@ class VLLMTeacherConfig(ComponentConfig):
     enforce_eager: bool | None = Field(
         None, description="skip CUDA graphs / torch.compile; None = True on CPU, False on GPU"
     )
+    prefix_caching: bool = Field(
+        True,
+        description="vLLM automatic prefix caching: a prompt's n samples and prompts sharing a system prompt"
+        " or demonstrations prefill the shared part once (3.3-3.5x faster LLM2LLM/GOLD batches on the 0.5B"
+        " teacher on 2 CPU cores: bench/prefix_caching.py)",
+    )
     chunk_size: int = Field(1024, ge=1, description="requests per vLLM call; results are yielded after each chunk")
     trust_remote_code: bool = False
     chat_template: str | None = Field(None, description="Jinja chat template overriding the model's")
@@ -255,6 +261,7 @@ class VLLMTeacher(Teacher[VLLMTeacherConfig]):
             "seed": cfg.seed,
             "enforce_eager": cfg.enforce_eager if cfg.enforce_eager is not None else on_cpu,
             "trust_remote_code": cfg.trust_remote_code,
+            "enable_prefix_caching": cfg.prefix_caching,
         }
         kv_bytes = cfg.kv_cache_memory_bytes
         if kv_bytes is None and on_cpu:
