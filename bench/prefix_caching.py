@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
 
-import teacher_throughput  # noqa: F401 - sets the offline environment
+from teacher_throughput import cpu_model  # also sets the offline environment
 
 from distilforge.engine.api.context import RunContext
 from distilforge.plugins.datasets.builtin import RottenTomatoes, RottenTomatoesConfig
@@ -100,7 +101,8 @@ def main() -> None:
         teacher.close()
     lines = [
         f"vLLM prefix caching, teacher {args.model or 'smollm2-135m'}, {args.reps} reps each (medians),"
-        f" LLM2LLM: {args.failures} failures x k={args.k}; GOLD: one batch",
+        f" LLM2LLM: {args.failures} failures x k={args.k}; GOLD: one batch; {cpu_model()}, {os.cpu_count()} CPUs,"
+        f" {time.strftime('%Y-%m-%d')}",
         "",
         "| workload | requests | samples | shared prefix (chars) | caching on: s | off: s | on/off speed-up |",
         "|---|---|---|---|---|---|---|",

@@ -12,11 +12,14 @@ plugin's):
 - ``plugin``: ``VLLMTeacher.sample``.
 
 ``raw-seeded / raw`` is then the price of per-request seeds (vLLM samples seeded requests with
-their own generators), which buy answers that do not depend on the batch they ran in.
+their own generators), which buy answers that do not depend on the batch they ran in. Unseeded
+answers differ in length from run to run, and tokens/s moves with the length (the prompt's
+prefill is paid once, whatever follows): ``--ignore-eos`` makes every answer exactly
+``--max-tokens`` long on every path, so tokens/s then compares the same work.
 
     HF_HUB_OFFLINE=1 python bench/teacher_throughput.py --prompts 256 --reps 3 --max-tokens 48
     HF_HUB_OFFLINE=1 python bench/teacher_throughput.py --model qwen2.5-coder-1.5b --prompts 64 --reps 3 \
-        --out bench/results/teacher_throughput-qwen2.5-coder-1.5b
+        --ignore-eos --out bench/results/teacher_throughput-qwen2.5-coder-1.5b
 
 Exit status 1 when the median plugin/raw ratio (tokens/s) is below ``--floor`` (default 0.97).
 ``--out PATH`` also writes PATH.md (the command, the machine, every repetition, the medians) and
@@ -105,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--floor", type=float, default=0.97)
     parser.add_argument("--out", type=Path, default=None, help="also write OUT.md and OUT.json")
+    parser.add_argument(
+        "--ignore-eos",
+        action="store_true",
+        help="every answer runs to --max-tokens on every path, so tokens/s compares the same amount of work",
+    )
     args = parser.parse_args(argv)
     command = "HF_HUB_OFFLINE=1 .venv/bin/python bench/teacher_throughput.py " + shlex.join(
         sys.argv[1:] if argv is None else argv
@@ -135,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
 
     texts = make_prompts(args.prompts)
     conversations = [[{"role": "user", "content": t}] for t in texts]
-    raw_params = VLLMSamplingParams(temperature=args.temperature, top_p=1.0, max_tokens=args.max_tokens)
+    fixed = {"ignore_eos": True} if args.ignore_eos else {}
+    raw_params = VLLMSamplingParams(temperature=args.temperature, top_p=1.0, max_tokens=args.max_tokens, **fixed)
     requests = [
         TeacherRequest(
             messages=[ChatMessage(role="user", content=t)],
@@ -150,9 +159,19 @@ def main(argv: list[str] | None = None) -> int:
             top_p=1.0,
             max_tokens=args.max_tokens,
             seed=request_seed(teacher.config.seed, r.id),
+            **fixed,
         )
         for r in requests
     ]
+    if args.ignore_eos:
+        build = teacher.sampling_params
+
+        def run_to_max_tokens(request: TeacherRequest) -> Any:
+            params = build(request)
+            params.ignore_eos = True  # read when the engine takes the request
+            return params
+
+        teacher.sampling_params = run_to_max_tokens
 
     def raw_path(params: Any) -> Callable[[], tuple[float, int]]:
         def run() -> tuple[float, int]:
@@ -215,6 +234,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ratio >= args.floor else 1
 
 
+def cpu_model() -> str:
+    """The CPU's name (the same model runs 2-3x faster on AMX than on AVX-512 alone)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.machine()
+
+
 def write_results(
     out: Path,
     command: str,
@@ -224,7 +253,7 @@ def write_results(
     floor: float,
 ) -> None:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load}"
+    machine = f"{cpu_model()}, {os.cpu_count()} CPUs, load average {load}"
     out.parent.mkdir(parents=True, exist_ok=True)
     body = [f"# Teacher throughput, {time.strftime('%Y-%m-%d')}", "", f"`{command}` — {machine} at the end", ""]
     Path(f"{out}.md").write_text("\n".join([*body, "```", *lines, "```", ""]), encoding="utf-8")
