@@ -129,7 +129,7 @@ class RoundLoop:
         counts = [m, *(m.get("usage") or {}).values()]  # the method's samples, then the judge's and others
         tokens = sum(int(c.get(k) or 0) for c in counts for k in ("prompt_tokens", "completion_tokens"))
         self.console.print(
-            f"round 0 took {seconds:.0f} s and {tokens:,} teacher tokens; at that pace the other"
+            f"round 0 took {seconds:.0f} s and {tokens:,} teacher tokens (prompt + completion); at that pace the other"
             f" {remaining} generating rounds take about {seconds * remaining / 60:.0f} min and"
             f" {tokens * remaining:,} tokens (fewer when answers are cached)",
             highlight=False,
