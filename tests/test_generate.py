@@ -103,16 +103,19 @@ def test_ctrl_c_inside_a_vllm_call_stops_within_seconds(tmp_path: Path, tiny_mod
     """Ctrl-C lands while vLLM is generating: it is acted on at the next engine step, said at once,
     and the process ends as interrupted (exit 130), not after the call would have finished."""
     prompts = tmp_path / "prompts.jsonl"
+    # ~1M tokens in one vLLM call: minutes even on a fast CPU (the tiny model does ~11k tok/s on
+    # 2 AMX cores), so the call is still running when the signal lands
+    count = 2400
     with prompts.open("w") as out:
-        for i in range(600):
+        for i in range(count):
             out.write(json.dumps({"id": f"p{i}", "prompt": f"Count on from {i}:"}) + "\n")
     cfg = tmp_path / "gen.yaml"
     cfg.write_text(
         yaml.safe_dump(
             {
                 "teacher": {"type": "vllm", "model": str(tiny_model_dir), "max_model_len": 512},
-                "sampling": {"max_tokens": 400, "temperature": 1.0},
-                "chunk_size": 600,
+                "sampling": {"max_tokens": 480, "temperature": 1.0},
+                "chunk_size": count,
                 "teacher_cache": str(tmp_path / "cache.sqlite"),
             }
         )
@@ -126,7 +129,7 @@ def test_ctrl_c_inside_a_vllm_call_stops_within_seconds(tmp_path: Path, tiny_mod
             deadline = time.time() + 240
             while "checkpoint shards: 100%" not in log.read_text() and time.time() < deadline and proc.poll() is None:
                 time.sleep(0.1)
-            time.sleep(10)  # the weights are loaded: the engine is inside its one call for all 600 prompts
+            time.sleep(10)  # the weights are loaded: the engine is inside its one call for every prompt
             assert proc.poll() is None, log.read_text()
             proc.send_signal(signal.SIGINT)
             sent = time.time()
