@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from vllm import SamplingParams as VLLMSamplingParams
 
-    from distilforge.plugins.teachers.vllm_teacher import VLLMTeacher, VLLMTeacherConfig, request_seed
+    from distilforge.plugins.teachers.vllm_teacher import VLLMTeacher, VLLMTeacherConfig
     from distilforge.schemas import ChatMessage, SamplingParams, TeacherRequest
 
     teacher = VLLMTeacher(
@@ -153,16 +153,6 @@ def main(argv: list[str] | None = None) -> int:
         for t in texts
     ]
 
-    seeded_params = [
-        VLLMSamplingParams(
-            temperature=args.temperature,
-            top_p=1.0,
-            max_tokens=args.max_tokens,
-            seed=request_seed(teacher.config.seed, r.id),
-            **fixed,
-        )
-        for r in requests
-    ]
     if args.ignore_eos:
         build = teacher.sampling_params
 
@@ -172,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             return params
 
         teacher.sampling_params = run_to_max_tokens
+    # the very params the plugin sends (its per-request seeds), built once outside the clock
+    seeded_params = [teacher.sampling_params(r) for r in requests]
 
     def raw_path(params: Any) -> Callable[[], tuple[float, int]]:
         def run() -> tuple[float, int]:

@@ -69,8 +69,8 @@ class VLLMTeacherConfig(ComponentConfig):
     prefix_caching: bool = Field(
         True,
         description="vLLM automatic prefix caching: a prompt's n samples and prompts sharing a system prompt"
-        " or demonstrations prefill the shared part once (3.3-3.5x faster LLM2LLM/GOLD batches on the 0.5B"
-        " teacher on 2 CPU cores: bench/prefix_caching.py)",
+        " or demonstrations prefill the shared part once (LLM2LLM and GOLD batches 2-3.5x faster on 2 CPU"
+        " cores: bench/prefix_caching.py)",
     )
     chunk_size: int = Field(1024, ge=1, description="requests per vLLM call; results are yielded after each chunk")
     trust_remote_code: bool = False
