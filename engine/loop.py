@@ -22,7 +22,6 @@ from distilforge.engine.api.toolkit.files import atomic_write_text
 from distilforge.engine.best_round import carve_validation, patience_exhausted
 from distilforge.engine.executors import Executor
 from distilforge.engine.generation import GenerateStage
-from distilforge.engine.progress import stage_status
 from distilforge.engine.sampling import CachedTeacherAccess
 from distilforge.engine.stages import (
     EvaluateStage,
@@ -57,7 +56,7 @@ class RoundLoop:
         self.console = console or make_console()
         self.student_round: int | None = None  # whose checkpoint the in-memory student holds
         # stages that ask a teacher themselves (judge, baseline) go through the same cache and executor
-        ctx.teacher_access = CachedTeacherAccess(cache, executor)
+        ctx.teacher_access = CachedTeacherAccess(cache, executor, self.console)
         self.runner = StageRunner(self)
         train, evaluate = TrainStage(self), EvaluateStage(self)
         self.assess: list[Stage] = [train, evaluate]
@@ -176,8 +175,8 @@ class RoundLoop:
         settings = self.ctx.config.teacher_baseline
         if not (settings.enabled and self.ctx.labels) or load_teacher_baseline(self.store.run_dir) is not None:
             return
-        with stage_status(self.console, "teacher baseline: the teacher classifies the test split zero-shot"):
-            result = run_teacher_baseline(self.ctx)
+        self.console.print("teacher baseline: the teacher classifies the test split zero-shot", highlight=False)
+        result = run_teacher_baseline(self.ctx)
         if result is not None:
             self.console.print(
                 f"teacher zero-shot accuracy: {result['accuracy']:.3f} on {result['n']} test examples"

@@ -34,6 +34,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "distilforge.engine.dispatch",
     "distilforge.plugins.teachers.fake",
     "distilforge.plugins.teachers.vllm_teacher",
+    "distilforge.plugins.teachers.llamacpp_teacher",
     "distilforge.plugins.teachers.openai_config",
     "distilforge.plugins.teachers.transformers_teacher",
     "distilforge.plugins.students.catalogue",

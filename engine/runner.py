@@ -16,6 +16,7 @@ from distilforge.engine.api.toolkit.console import make_console
 from distilforge.engine.build import Engine
 from distilforge.engine.config import RunConfig, config_diff, config_to_dict, fingerprint, load_yaml
 from distilforge.engine.executors import Job, make_executor
+from distilforge.engine.library_output import library_output_to
 from distilforge.engine.loop import RoundLoop
 from distilforge.engine.report import RunFacts, headline, write_report
 from distilforge.engine.report_table import console_rows
@@ -32,8 +33,9 @@ def _execute(
     executor = make_executor(config.executor, engine.pm, Job(config, store.run_dir))
     try:
         cache = TeacherCache(engine.teacher_cache_path(config))
-        ctx = ctx if ctx is not None else engine.context(config, store.run_dir)
-        metrics = RoundLoop(ctx, store, cache, executor, engine.pm, console).run()
+        with library_output_to(store.layout.engine_log):
+            ctx = ctx if ctx is not None else engine.context(config, store.run_dir)
+            metrics = RoundLoop(ctx, store, cache, executor, engine.pm, console).run()
         write_report(store.run_dir)
     except BaseException as exc:
         if store.manifest:  # resumable either way; "failed" keeps the reason for `distilforge status`

@@ -7,10 +7,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.console import Console
+
 from distilforge.engine.api.components import Teacher
 from distilforge.engine.api.context import RunContext, Samples, TeacherContext
 from distilforge.engine.api.toolkit.completions import error_completion
 from distilforge.engine.executors import Executor
+from distilforge.engine.progress import sampling_progress
 from distilforge.engine.store.cache import TeacherCache, cache_key
 from distilforge.schemas import Completion, TeacherRequest
 
@@ -130,14 +133,22 @@ class CachedTeacherAccess:
     themselves (a judge, the teacher baseline) go through the run's cache and executor, and their
     samples are counted in ``ctx.usage`` under ``purpose`` so the round's metrics and the report show them."""
 
-    def __init__(self, cache: TeacherCache, executor: Executor) -> None:
+    def __init__(self, cache: TeacherCache, executor: Executor, console: Console | None = None) -> None:
         self.cache = cache
         self.executor = executor
+        self.console = console
 
     def __call__(
         self, ctx: RunContext, requests: list[TeacherRequest], *, purpose: str, teacher: Teacher[Any] | None
     ) -> Samples:
-        completions, stats = sample_with_cache(ctx, requests, self.cache, self.executor, teacher=teacher)
+        if self.console is None:
+            completions, stats = sample_with_cache(ctx, requests, self.cache, self.executor, teacher=teacher)
+        else:
+            total = sum(q.sampling.n for q in unique_requests(requests))
+            with sampling_progress(self.console, f"teacher ({purpose})", total) as on_completion:
+                completions, stats = sample_with_cache(
+                    ctx, requests, self.cache, self.executor, on_completion, teacher=teacher
+                )
         usage = ctx.usage.setdefault(purpose, {})
         for key, value in stats.as_dict().items():
             usage[key] = round(usage.get(key, 0) + value, 3)

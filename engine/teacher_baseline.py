@@ -15,7 +15,7 @@ from typing import Any
 
 from distilforge.engine.api.context import RunContext
 from distilforge.engine.api.toolkit.files import atomic_write_text
-from distilforge.engine.api.toolkit.labelling import combine_votes, label_requests
+from distilforge.engine.api.toolkit.labelling import ask_labels
 from distilforge.schemas import RunLayout
 
 FILE = RunLayout(Path(".")).teacher_baseline.name
@@ -45,9 +45,7 @@ def run_teacher_baseline(ctx: RunContext) -> dict[str, Any] | None:
     if settings.max_examples is not None and len(test) > settings.max_examples:
         test = random.Random(0).sample(test, settings.max_examples)
     started = time.perf_counter()
-    requests = [q for r in test for q in label_requests(r.id, r.input, labels, ctx.task, orders=settings.orders)]
-    completions = ctx.ask_teacher(requests, purpose="teacher-baseline")
-    votes = combine_votes(requests, completions, labels)
+    votes = ask_labels(ctx, {r.id: r.input for r in test}, labels, settings, purpose="teacher-baseline")
     correct = sum(1 for r in test if r.id in votes and votes[r.id].label == r.target)
     recall = {}
     for label in labels:
@@ -60,6 +58,8 @@ def run_teacher_baseline(ctx: RunContext) -> dict[str, Any] | None:
         "n": len(test),
         "test_size": len(ctx.test),
         "orders": settings.orders,
+        "calibration": settings.calibration,
+        "first_token": settings.first_token,
         "undecided": sum(1 for r in test if r.id not in votes),
         "recall": recall,
         "predicted": {label: sum(1 for v in votes.values() if v.label == label) for label in labels},

@@ -1,6 +1,6 @@
 """Pydantic models shared by the engine and every plugin: records, completions, evaluations, config."""
 
-from distilforge.schemas.config import ComponentConfig, ExecutorConfig, RunConfig, RunSettings
+from distilforge.schemas.config import ComponentConfig, ExecutorConfig, LabelReading, RunConfig, RunSettings
 from distilforge.schemas.layout import RunLayout
 from distilforge.schemas.metrics import RoundMetrics
 from distilforge.schemas.records import (
@@ -25,6 +25,7 @@ __all__ = [
     "ComponentConfig",
     "Evaluation",
     "ExecutorConfig",
+    "LabelReading",
     "Origin",
     "Provenance",
     "Record",

@@ -87,7 +87,29 @@ class ExecutorConfig(NoBoolNumbers):
     )
 
 
-class TeacherBaselineConfig(BaseModel):
+class LabelReading(BaseModel):
+    """How a teacher's label is read (the teacher baseline, the label judge): from the first answer
+    token's log-probabilities, in how many label orders, with which correction of its label bias."""
+
+    orders: int = Field(
+        1,
+        ge=1,
+        description="label orders the prompt lists (cyclic rotations), probabilities averaged; each order is a"
+        " full prompt, so 2 costs twice 1",
+    )
+    calibration: Literal["content-free", "none"] = Field(
+        "content-free",
+        description="'content-free': divide out the teacher's prior over the labels, read per order from its"
+        " answers to 'N/A', '[MASK]' and '' (3 prompts per order, once per task); 'none': raw probabilities",
+    )
+    first_token: bool = Field(
+        True,
+        description="ask for one free token and read the labels from its log-probabilities; false = guided choice"
+        " over the labels (the same log-probabilities, plus a grammar and the label's other tokens)",
+    )
+
+
+class TeacherBaselineConfig(LabelReading):
     """The teacher's own zero-shot accuracy on the test split, beside the student's, in every report."""
 
     model_config = ConfigDict(extra="forbid")
@@ -98,12 +120,6 @@ class TeacherBaselineConfig(BaseModel):
         ge=1,
         description="classify at most this many test examples (a fixed random subset, the same in every run"
         " on the same test split); None = all",
-    )
-    orders: int = Field(
-        2,
-        ge=1,
-        description="label orders the prompt lists (cyclic rotations), probabilities averaged: small instruct"
-        " models lean towards one position, so one order is not trusted",
     )
 
 

@@ -47,6 +47,11 @@ class RunLayout:
         return self.root / ".lock"
 
     @property
+    def engine_log(self) -> Path:
+        """What the libraries (vLLM, torch, llama.cpp) printed during the run, kept off the console."""
+        return self.root / "engine.log"
+
+    @property
     def teacher_baseline(self) -> Path:
         return self.root / "teacher_baseline.json"
 

@@ -58,7 +58,7 @@ CLOSED: list[str] = []
 
 
 class JudgeScript(Teacher[JudgeScriptConfig]):
-    """A judge that answers guided-choice requests with log-probabilities (like vLLM) and solves
+    """A judge that answers label requests with first-token log-probabilities (like vLLM) and solves
     problems from a script; a request no rule matches gets an error (labels) or no number (solving)."""
 
     @property
@@ -72,7 +72,7 @@ class JudgeScript(Teacher[JudgeScriptConfig]):
             indices = request.meta.get("sample_indices") or range(request.sampling.n)
             for position, _ in enumerate(indices):
                 base: dict[str, Any] = {"request_id": request.id, "sample_index": position, "model": self.model_id}
-                if request.sampling.choice:
+                if "Allowed labels:" in text:  # guided choice or one free token: first-token logprobs either way
                     probs = next((p for key, p in self.config.labels.items() if key in text), None)
                     if probs is None:
                         yield Completion(**base, error="judge-script: no rule for this text")
@@ -172,6 +172,9 @@ def asked(teachers: list[ScriptedTeacher], system: str = LABEL_SYSTEM) -> int:
 
 # --------------------------------------------------------------------------- label mode, in isolation
 
+# the reading of the earlier default: both label orders, guided choice, raw probabilities
+TWO_ORDERS: dict[str, Any] = {"orders": 2, "calibration": "none", "first_token": False}
+
 UPBEAT = Record(input="An upbeat review of a film.", target="positive", origin="synthetic")
 GLOOMY = Record(input="A gloomy review of a film.", target="positive", origin="synthetic")
 SO_SO = Record(input="A so-so review of a film.", target="positive", origin="synthetic")
@@ -211,7 +214,7 @@ def judge_ctx(tmp_path: Path) -> Iterator[RunContext]:
 
 
 def test_label_mode_keeps_agreeing_candidates_and_rejects_the_others(judge_ctx: RunContext) -> None:
-    out = LabelJudgeFilter(LabelJudgeConfig()).reject([UPBEAT, GLOOMY, SO_SO], judge_ctx)
+    out = LabelJudgeFilter(LabelJudgeConfig(**TWO_ORDERS)).reject([UPBEAT, GLOOMY, SO_SO], judge_ctx)
     assert out == {GLOOMY.id: "judge: label 'negative' (p=0.80); intended 'positive' p=0.20, threshold 0.5"}
     # both label orders were asked for each candidate, the text last, under guided choice
     assert len(SERVED) == 6
@@ -220,6 +223,34 @@ def test_label_mode_keeps_agreeing_candidates_and_rejects_the_others(judge_ctx: 
     assert all(s.startswith(f"Task: {TINY_TASK}") for s in SERVED)
     usage = judge_ctx.usage["judge"]
     assert usage["samples_requested"] == 6 and usage["samples_new"] == 6 and usage["samples_cached"] == 0
+
+
+def test_by_default_one_order_is_asked_with_one_token_and_calibrated_once(judge_ctx: RunContext) -> None:
+    assert isinstance(judge_ctx.judge, JudgeScript)
+    even = {"positive": 0.5, "negative": 0.5}  # no lean: "N/A" and "[MASK]" answered evenly, "" not at all
+    judge_ctx.judge.config = judge_ctx.judge.config.model_copy(
+        update={"labels": {**PROBS, "Text: N/A": even, "Text: [MASK]": even}}
+    )
+    out = LabelJudgeFilter(LabelJudgeConfig()).reject([UPBEAT, GLOOMY, SO_SO], judge_ctx)
+    assert out == {GLOOMY.id: "judge: label 'negative' (p=0.80); intended 'positive' p=0.20, threshold 0.5"}
+    texts = [s.rsplit("Text: ", 1)[1] for s in SERVED]
+    assert sorted(texts) == sorted(["N/A", "[MASK]", "", UPBEAT.input, GLOOMY.input, SO_SO.input])
+    assert len({s.split("Allowed labels: ")[1].split(".")[0] for s in SERVED}) == 1  # one order
+    SERVED.clear()
+    LabelJudgeFilter(LabelJudgeConfig()).reject([UPBEAT], judge_ctx)
+    # the candidate and the answered calibration prompts come from the cache; the failed one is asked again
+    assert [s.rsplit("Text: ", 1)[1] for s in SERVED] == [""]
+
+
+def test_a_calibrated_judge_divides_out_its_lean(judge_ctx: RunContext) -> None:
+    """The judge leans positive (4:1 on text with no content): "so-so" (0.6 raw) becomes negative."""
+    assert isinstance(judge_ctx.judge, JudgeScript)
+    lean = {"N/A": {"positive": 0.8, "negative": 0.2}, "[MASK]": {"positive": 0.8, "negative": 0.2}}
+    judge_ctx.judge.config = judge_ctx.judge.config.model_copy(update={"labels": {**PROBS, **lean}})
+    so_so_positive = LabelJudgeFilter(LabelJudgeConfig()).reject([SO_SO], judge_ctx)
+    assert so_so_positive == {SO_SO.id: "judge: label 'negative' (p=0.73); intended 'positive' p=0.27, threshold 0.5"}
+    raw = LabelJudgeFilter(LabelJudgeConfig(calibration="none")).reject([SO_SO], judge_ctx)
+    assert raw == {}
 
 
 def test_threshold_rejects_an_unsure_judge(judge_ctx: RunContext) -> None:
@@ -231,19 +262,20 @@ def test_threshold_rejects_an_unsure_judge(judge_ctx: RunContext) -> None:
 
 
 def test_undecided_candidates_are_rejected_unless_kept(judge_ctx: RunContext) -> None:
-    out = LabelJudgeFilter(LabelJudgeConfig()).reject([MYSTERY, UPBEAT], judge_ctx)
+    out = LabelJudgeFilter(LabelJudgeConfig(**TWO_ORDERS)).reject([MYSTERY, UPBEAT], judge_ctx)
     assert out == {MYSTERY.id: "judge undecided: the judge gave no usable answer"}
-    assert LabelJudgeFilter(LabelJudgeConfig(keep_undecided=True)).reject([MYSTERY, GLOOMY], judge_ctx) == {
+    kept = LabelJudgeFilter(LabelJudgeConfig(keep_undecided=True, **TWO_ORDERS))
+    assert kept.reject([MYSTERY, GLOOMY], judge_ctx) == {
         GLOOMY.id: "judge: label 'negative' (p=0.80); intended 'positive' p=0.20, threshold 0.5"
     }
     assert judge_ctx.usage["judge"]["sample_errors"] == 4  # two orders, asked twice (errors are not cached)
 
 
 def test_judge_samples_are_cached(judge_ctx: RunContext) -> None:
-    first = LabelJudgeFilter(LabelJudgeConfig()).reject([UPBEAT, GLOOMY], judge_ctx)
+    first = LabelJudgeFilter(LabelJudgeConfig(**TWO_ORDERS)).reject([UPBEAT, GLOOMY], judge_ctx)
     assert len(SERVED) == 4
     judge_ctx.usage = {}
-    again = LabelJudgeFilter(LabelJudgeConfig()).reject([UPBEAT, GLOOMY], judge_ctx)
+    again = LabelJudgeFilter(LabelJudgeConfig(**TWO_ORDERS)).reject([UPBEAT, GLOOMY], judge_ctx)
     assert again == first and len(SERVED) == 4, "the judge was asked again for cached samples"
     usage = judge_ctx.usage["judge"]
     assert (usage["samples_requested"], usage["samples_cached"], usage["samples_new"]) == (4, 4, 0)
@@ -321,7 +353,7 @@ def judged_run(workdir: Path, name: str = "judged", **overrides: Any) -> Path:
     them 'gloomy' (the judge, here the run's scripted teacher, labels those negative)."""
     config: dict[str, Any] = {
         "teacher": {"answers": GEN_ANSWERS, "rules": JUDGE_RULES},
-        "filters": [{"type": "label-judge"}],
+        "filters": [{"type": "label-judge", **TWO_ORDERS}],
         "teacher_baseline": {"enabled": False},
         **overrides,
     }
@@ -372,11 +404,12 @@ def test_a_resume_after_a_crash_reuses_the_judges_samples(tmp_path: Path, script
     with pytest.raises(PluginError, match="crash after judging"):
         judged_run(tmp_path, filters=filters)
     run_dir = tmp_path / "runs" / "judged"
-    assert asked(scripted) == 24 and not (run_dir / "rounds/0/metrics.json").exists()
+    # one order for each of the 12 candidates, and the three content-free prompts of the calibration
+    assert asked(scripted) == 12 + 3 and not (run_dir / "rounds/0/metrics.json").exists()
     resume_run(build_engine([KIT]), run_dir, console=Console(quiet=True))
     assert len(scripted) == 2 and asked(scripted[1:]) == 0
     judge = read_metrics(run_dir, 0).usage["judge"]
-    assert (judge["samples_cached"], judge["samples_new"]) == (24, 0)
+    assert (judge["samples_cached"], judge["samples_new"]) == (15, 0)
     assert read_metrics(run_dir, 0).rejected == {"label-judge": 6}
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "completed"
 
@@ -471,7 +504,7 @@ def baseline_run(workdir: Path, **overrides: Any) -> Path:
 def test_teacher_baseline_is_written_once(
     tmp_path: Path, scripted: list[ScriptedTeacher], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run_dir = baseline_run(tmp_path, quiet=False)
+    run_dir = baseline_run(tmp_path, quiet=False, teacher_baseline=TWO_ORDERS)
     baseline = json.loads((run_dir / FILE).read_text())
     assert baseline == load_teacher_baseline(run_dir)
     assert baseline["teacher"] == "scripted:scripted-teacher"
@@ -499,7 +532,8 @@ def test_teacher_baseline_subset_and_orders(tmp_path: Path, scripted: list[Scrip
     run_dir = baseline_run(tmp_path, teacher_baseline={"max_examples": 5, "orders": 1})
     baseline = json.loads((run_dir / FILE).read_text())
     assert (baseline["n"], baseline["test_size"], baseline["orders"]) == (5, 20, 1)
-    assert asked(scripted) == 5
+    assert (baseline["calibration"], baseline["first_token"]) == ("content-free", True)
+    assert asked(scripted) == 5 + 3  # and the three content-free prompts of the calibration
     # the subset is fixed by the test split alone: another run picks the same examples
     again = baseline_run(tmp_path / "again", teacher_baseline={"max_examples": 5, "orders": 1})
     assert json.loads((again / FILE).read_text())["accuracy"] == baseline["accuracy"]

@@ -301,15 +301,18 @@ def test_prepare_chunk_preset_assembles_verifies_converts_and_cleans_up(
     assert marker["name"] == FAKE and marker["verified_answer"] == "Paris." and marker["format"] == 1
     assert models.preset_marker(FAKE) == marker
     assert any("matches the pinned hash" in line for line in said)
-    # the wheels and the assembled GGUF are gone; only the converted directory and the lock remain
+    # the wheels are gone; the checked GGUF (llama.cpp reads it), the converted directory and the locks remain
     assert _left_in(home) == [
         "models",
+        f"models/.{FAKE}.gguf.lock",
         f"models/.{FAKE}.lock",
         f"models/{FAKE}",
+        f"models/{FAKE}.gguf",
         f"models/{FAKE}/config.json",
         f"models/{FAKE}/distilforge-model.json",
         f"models/{FAKE}/model.safetensors",
     ]
+    assert (home / "models" / f"{FAKE}.gguf").read_bytes() == PART1 + PART2
     assert (path.stat().st_mode & 0o777) == 0o755  # readable by every user of a shared home
     # a second call finds it prepared: no download, no conversion
     assert models.prepare_teacher(FAKE) == path
@@ -329,7 +332,7 @@ def test_a_corrupted_part_is_refused_and_leaves_nothing(chunk_setup: types.Simpl
     assert f"does not match the pinned {chunk_setup.preset.gguf_sha256}" in str(err.value)
     assert chunk_setup.converted == []
     assert not models.preset_path(FAKE).exists()
-    assert _left_in(home) == ["models", f"models/.{FAKE}.lock"]
+    assert _left_in(home) == ["models", f"models/.{FAKE}.gguf.lock", f"models/.{FAKE}.lock"]
 
 
 def test_parts_in_the_wrong_order_are_refused(chunk_setup: types.SimpleNamespace, home: Path) -> None:
@@ -351,14 +354,14 @@ def test_a_pip_failure_is_reported_with_pips_message(chunk_setup: types.SimpleNa
     assert message.startswith(f"pip could not fetch the packages of '{FAKE}'")
     assert "ERROR: No matching distribution found for fake-part1==0.1.0" in message
     assert chunk_setup.converted == [] and not models.preset_path(FAKE).exists()
-    assert _left_in(home) == ["models", f"models/.{FAKE}.lock"]
+    assert _left_in(home) == ["models", f"models/.{FAKE}.gguf.lock", f"models/.{FAKE}.lock"]
 
 
 def test_a_missing_wheel_is_reported(chunk_setup: types.SimpleNamespace, home: Path) -> None:
     chunk_setup.pip.skip = {"fake-part2==0.1.0"}
     with pytest.raises(models.ModelUnavailable, match=r"expected one wheel fake_part2-0\.1\.0-\*\.whl .* found 0"):
         models.prepare_teacher(FAKE)
-    assert _left_in(home) == ["models", f"models/.{FAKE}.lock"]
+    assert _left_in(home) == ["models", f"models/.{FAKE}.gguf.lock", f"models/.{FAKE}.lock"]
 
 
 def test_a_failed_verification_of_the_converted_model_is_not_cached(
@@ -371,7 +374,8 @@ def test_a_failed_verification_of_the_converted_model_is_not_cached(
     with pytest.raises(models.ModelUnavailable, match="incoherently"):
         models.prepare_teacher(FAKE)
     assert len(chunk_setup.converted) == 1 and not models.preset_path(FAKE).exists()
-    assert _left_in(home) == ["models", f"models/.{FAKE}.lock"]
+    # the GGUF passed its own check and stays (llama.cpp can use it); no converted directory is left
+    assert _left_in(home) == ["models", f"models/.{FAKE}.gguf.lock", f"models/.{FAKE}.lock", f"models/{FAKE}.gguf"]
 
 
 # --------------------------------------------------------------------------- the CLI
@@ -380,13 +384,27 @@ def test_a_failed_verification_of_the_converted_model_is_not_cached(
 def test_cli_setup_teacher_prepares_the_preset(
     chunk_setup: types.SimpleNamespace, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["setup", "--teacher", FAKE]) == 0
+    assert main(["setup", "--teacher", FAKE, "--backend", "vllm"]) == 0
     captured = capsys.readouterr()
     text = " ".join((captured.err + captured.out).split())
     assert f"ready: {models.preset_path(FAKE)}" in text
     assert "licence: Apache-2.0 (a test licence)" in text
     assert f"teacher: {{type: vllm, model: {FAKE}}}" in text
     assert models.is_prepared(models.preset_path(FAKE)) and len(chunk_setup.converted) == 1
+
+
+def test_cli_setup_for_llamacpp_checks_the_gguf_and_converts_nothing(
+    chunk_setup: types.SimpleNamespace, capsys: pytest.CaptureFixture[str], home: Path
+) -> None:
+    assert main(["setup", "--teacher", FAKE, "--backend", "llamacpp"]) == 0
+    text = " ".join(capsys.readouterr().err.split())
+    gguf = home / "models" / f"{FAKE}.gguf"
+    assert f"ready: {gguf}" in text and "matches the pinned hash" in text
+    assert gguf.read_bytes() == PART1 + PART2 and chunk_setup.converted == []
+    assert models.teacher_gguf_path(FAKE) == gguf and not models.preset_path(FAKE).exists()
+    # a second set-up finds the file: nothing is fetched again
+    assert main(["setup", "--teacher", FAKE, "--backend", "llamacpp"]) == 0
+    assert len(chunk_setup.pip.calls) == 1
 
 
 def test_cli_setup_list_shows_every_preset_and_whether_it_is_set_up(
@@ -398,6 +416,8 @@ def test_cli_setup_list_shows_every_preset_and_whether_it_is_set_up(
     rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 3}
     for name in ALL_PRESETS:
         assert name in rows, out
-        assert " no " in rows[name] and " yes " not in rows[name], rows[name]
-    assert " yes " in rows[FAKE] and " GiB " in rows[FAKE], rows[FAKE]
+        # a packaged GGUF is ready for llama.cpp as installed; nothing else is set up in this home
+        expected = " llamacpp " if get_preset(name).package_file else " no "
+        assert expected in rows[name] and "vllm" not in rows[name], rows[name]
+    assert " llamacpp, vllm " in rows[FAKE] and " GiB " in rows[FAKE], rows[FAKE]
     assert len(chunk_setup.converted) == 1  # listing prepares nothing

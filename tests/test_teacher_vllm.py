@@ -93,7 +93,7 @@ def test_config_rejects_unknown_keys_and_bad_values() -> None:
 
 def test_model_id_of_the_default_does_not_convert(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DISTILFORGE_HOME", str(tmp_path))
-    teacher = VLLMTeacher(VLLMTeacherConfig())
+    teacher = VLLMTeacher(VLLMTeacherConfig(backend="vllm"))
     assert teacher.model_id == f"vllm:{tmp_path / 'models' / 'smollm2-135m-instruct'}"
     assert not (tmp_path / "models").exists()
     assert VLLMTeacher(VLLMTeacherConfig(model="org/name")).model_id == "vllm:org/name"

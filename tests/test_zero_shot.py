@@ -8,10 +8,14 @@ import math
 import pytest
 
 from distilforge.engine.api.toolkit.labelling import (
+    CALIBRATION_KEY,
     LABEL_SYSTEM,
     TOP_LOGPROBS,
     LabelVote,
+    calibrate,
     combine_votes,
+    content_free_prior,
+    content_free_requests,
     final_number,
     label_distribution,
     label_orders,
@@ -49,9 +53,9 @@ def test_label_requests_list_the_labels_in_each_order_under_guided_choice() -> N
     assert 'Allowed labels: "positive", "negative".' in first
     assert 'Allowed labels: "negative", "positive".' in second
     assert first.startswith("Task: Classify the sentiment.") and first.endswith("Text: A gorgeous film.")
-    for request in requests:
+    for index, request in enumerate(requests):
         assert (request.messages or [])[0].content == LABEL_SYSTEM
-        assert request.meta == {"judge_key": "rec-1"}
+        assert request.meta == {"judge_key": "rec-1", "label_order": index}
         s = request.sampling
         # the choice itself keeps the task's order: only the prompt's listing rotates
         assert s.choice == LABELS and s.temperature == 0.0 and s.logprobs == TOP_LOGPROBS and s.max_tokens == 8
@@ -112,6 +116,51 @@ def test_combine_votes_averages_orders_so_position_bias_cancels() -> None:
     # with one order only, the same judge would look sure
     single = combine_votes(requests[:1], completions, LABELS)["biased"]
     assert single.label == "positive" and single.probability("positive") == pytest.approx(0.9)
+
+
+def test_content_free_calibration_removes_a_label_prior_with_one_order() -> None:
+    """A teacher that adds the same lean towards "positive" to every answer: one order, calibrated by
+    its answers to content-free inputs, ranks the texts as the unbiased teacher would."""
+    lean = 4.0  # the prior multiplies "positive" by 4 whatever the text says
+    truth = {"good": 0.7, "bad": 0.3, "meh": 0.45}  # the unbiased P(positive) of each text
+
+    def biased(p_positive: float, request_id: str) -> Completion:
+        weight = lean * p_positive
+        pos = weight / (weight + 1 - p_positive)
+        return answer("positive", {"positive": math.log(pos), "negative": math.log(1 - pos)}, request_id=request_id)
+
+    calibration = content_free_requests(LABELS, "Sentiment?", orders=1)
+    assert [q.meta["judge_key"] for q in calibration] == [f"{CALIBRATION_KEY}{i}" for i in range(3)]
+    assert [(q.messages or [])[-1].content.rsplit("Text: ", 1)[1] for q in calibration] == ["N/A", "[MASK]", ""]
+    requests = [q for key in truth for q in label_requests(key, key, LABELS, "Sentiment?", orders=1)]
+    completions = {(q.id, 0): biased(0.5, q.id) for q in calibration}
+    completions.update({(q.id, 0): biased(truth[q.meta["judge_key"]], q.id) for q in requests})
+
+    raw = combine_votes(requests, completions, LABELS)
+    assert [raw[k].label for k in truth] == ["positive", "positive", "positive"]  # the lean wins every text
+    prior = content_free_prior(calibration, completions, LABELS)
+    assert prior[0]["positive"] == pytest.approx(0.8)  # 4 : 1
+    calibrated = combine_votes(calibration + requests, completions, LABELS, prior)
+    assert set(calibrated) == set(truth)  # calibration prompts are not votes
+    assert [calibrated[k].label for k in truth] == ["positive", "negative", "negative"]
+    for key, p in truth.items():
+        assert calibrated[key].probability("positive") == pytest.approx(p)
+
+
+def test_calibration_leaves_hard_answers_and_orders_without_a_prior_alone() -> None:
+    assert calibrate({"positive": 1.0, "negative": 0.0}, None) == {"positive": 1.0, "negative": 0.0}
+    (request,) = label_requests("k", "x", LABELS, "Sentiment?", orders=1)
+    completions = {(request.id, 0): answer("negative")}  # no log-probabilities: nothing to divide
+    votes = combine_votes([request], completions, LABELS, {0: {"positive": 0.01, "negative": 0.99}})
+    assert votes["k"].probability("negative") == 1.0
+
+
+def test_first_token_requests_ask_one_free_token_with_logprobs() -> None:
+    (guided,) = label_requests("k", "x", LABELS, "Sentiment?", orders=1)
+    (free,) = label_requests("k", "x", LABELS, "Sentiment?", orders=1, first_token=True)
+    assert free.messages == guided.messages and free.id != guided.id  # other sampling: another cache entry
+    assert free.sampling.max_tokens == 1 and free.sampling.choice is None and free.sampling.logprobs == TOP_LOGPROBS
+    assert guided.sampling.choice == LABELS
 
 
 def test_combine_votes_per_key_skips_errors_and_unusable_answers() -> None:

@@ -1,9 +1,9 @@
 """Filter ``label-judge``: an LLM judge checks that each synthetic example carries its label.
 
-* ``label`` mode (tasks with labels): the judge classifies the candidate's input under guided
-  choice over the task's labels (log-probabilities averaged over label orders, see
-  :mod:`distilforge.engine.api.toolkit.labelling`); the candidate is rejected when the judge picks another
-  label, or gives the intended one a probability under ``threshold``. The reason names both.
+* ``label`` mode (tasks with labels): the judge classifies the candidate's input, its label read
+  from the first token's log-probabilities (``orders``, ``calibration``, ``first_token``: see
+  :mod:`distilforge.engine.api.toolkit.labelling`); the candidate is rejected when the judge picks
+  another label, or gives the intended one a probability under ``threshold``. The reason names both.
 * ``verify`` mode (math): the judge solves the candidate's question; the candidate is rejected
   when the judge's final number differs from the one its answer ends with.
 
@@ -27,20 +27,19 @@ from distilforge.engine.api.toolkit.labelling import (
     LABEL_TEMPLATE,
     SOLVE_SYSTEM,
     SOLVE_TEMPLATE,
-    combine_votes,
+    ask_labels,
     final_number,
-    label_requests,
     same_number,
     solve_request,
 )
-from distilforge.schemas import ComponentConfig, Record
+from distilforge.schemas import ComponentConfig, LabelReading, Record
 from distilforge.schemas.validators import template_with
 
 if TYPE_CHECKING:
     from distilforge.engine.api.context import RunContext
 
 
-class LabelJudgeConfig(ComponentConfig):
+class LabelJudgeConfig(ComponentConfig, LabelReading):
     type: Literal["label-judge"] = "label-judge"
     mode: Literal["auto", "label", "verify"] = Field(
         "auto",
@@ -52,7 +51,6 @@ class LabelJudgeConfig(ComponentConfig):
         le=1.0,
         description="label mode: also reject when the judge gives the intended label less than this probability",
     )
-    orders: int = Field(2, ge=1, description="label mode: label orders asked, probabilities averaged")
     keep_undecided: bool = Field(
         False, description="keep a candidate the judge could not decide on (teacher error, no final number)"
     )
@@ -80,21 +78,17 @@ class LabelJudgeFilter(Filter[LabelJudgeConfig]):
         labels = list(ctx.labels or [])
         if not labels:
             raise ConfigError("filters: label-judge in mode 'label' needs a task with labels; use mode: verify")
-        requests = [
-            q
-            for record in records
-            for q in label_requests(
-                record.id,
-                record.input,
-                labels,
-                ctx.task,
-                orders=cfg.orders,
-                system=cfg.system_prompt or LABEL_SYSTEM,
-                template=cfg.template or LABEL_TEMPLATE,
-                max_tokens=cfg.max_tokens or 8,
-            )
-        ]
-        votes = combine_votes(requests, ctx.ask_teacher(requests, purpose="judge", teacher=ctx.judge), labels)
+        votes = ask_labels(
+            ctx,
+            {record.id: record.input for record in records},
+            labels,
+            cfg,
+            purpose="judge",
+            teacher=ctx.judge,
+            system=cfg.system_prompt or LABEL_SYSTEM,
+            template=cfg.template or LABEL_TEMPLATE,
+            max_tokens=cfg.max_tokens or 8,
+        )
         out: dict[str, str] = {}
         for record in records:
             vote = votes.get(record.id)

@@ -99,6 +99,66 @@ def teacher_model_path(configured: str | None) -> str:
     return configured
 
 
+def teacher_gguf_path(configured: str | None) -> Path:
+    """A llama.cpp teacher's GGUF file: a preset's (pinned, sha256-checked; the embedded SmolLM2's
+    is installed, the others must be set up), or the configured ``.gguf`` file (or the one ``.gguf``
+    in the configured folder)."""
+    name = configured or DEFAULT_PRESET
+    if is_preset(name):
+        preset = get_preset(name)
+        if preset.package_file:
+            return _packaged_gguf(preset)
+        path = preset_gguf_path(name)
+        if not path.is_file():
+            raise ModelUnavailable(
+                f"teacher preset {name!r} is not set up on this machine; run `distilforge setup --teacher {name}`"
+                f" (or `make setup TEACHER={name}`) once: it fetches the pinned packages and checks the file's sha256"
+            )
+        return path
+    path = Path(name).expanduser()
+    if path.is_dir():
+        found = sorted(path.glob("*.gguf"))
+        if len(found) != 1:
+            raise ModelUnavailable(f"{path}: the llamacpp teacher needs one .gguf file there, found {len(found)}")
+        return found[0]
+    if path.suffix != ".gguf" or not path.is_file():
+        raise ModelUnavailable(
+            f"{name!r}: the llamacpp teacher takes a preset name or a .gguf file (hub ids are not downloaded)"
+        )
+    return path
+
+
+def preset_gguf_path(name: str) -> Path:
+    """Where a chunk preset's assembled, sha256-checked GGUF file is kept."""
+    return models_dir() / f"{get_preset(name).directory_name}.gguf"
+
+
+def prepare_gguf(name: str, *, force: bool = False, log: Callable[[str], None] | None = None) -> Path:
+    """Preset ``name``'s GGUF file, fetched, assembled and checked once (no conversion: llama.cpp
+    reads it as it is). A half-written file never takes the final name."""
+    preset = get_preset(name)
+    if preset.package_file:
+        return _packaged_gguf(preset)
+    say = log or (lambda message: None)
+    target = preset_gguf_path(name)
+    if target.is_file() and not force:
+        return target
+    models_dir().mkdir(parents=True, exist_ok=True)
+    with FileLock(models_dir() / f".{preset.directory_name}.gguf.lock"):
+        if target.is_file() and not force:
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{preset.directory_name}.gguf-tmp-", dir=models_dir()))
+        try:
+            gguf = _assemble_chunks(preset, tmp, say)
+            digest = verify_gguf(gguf, preset)
+            say(f"{gguf.name}: {preset.gguf_bytes:,} bytes, sha256 {digest} (matches the pinned hash)")
+            gguf.chmod(0o644)
+            os.replace(gguf, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def preset_path(name: str) -> Path:
     """Where the converted directory of preset ``name`` lives (whether or not it is there)."""
     return models_dir() / get_preset(name).directory_name
@@ -135,8 +195,8 @@ def prepare_teacher(name: str, *, force: bool = False, log: Callable[[str], None
 
     The conversion is written into a temporary sibling directory, verified, and only then
     renamed into place, so a killed set-up never leaves a half directory behind; leftovers of
-    such a set-up are removed by the next one. Chunk presets drop their assembled GGUF (and the
-    downloaded wheels) once converted: the marker keeps its hash.
+    such a set-up are removed by the next one. Chunk presets keep their assembled GGUF beside the
+    converted directory (the llamacpp teacher reads it) and drop the downloaded wheels.
     """
     preset = get_preset(name)
     say = log or (lambda message: None)
@@ -154,9 +214,8 @@ def prepare_teacher(name: str, *, force: bool = False, log: Callable[[str], None
         model_dir = tmp / "model"
         try:
             started = time.monotonic()
-            gguf = _packaged_gguf(preset) if preset.package_file else _assemble_chunks(preset, tmp, say)
+            gguf = prepare_gguf(name, force=force, log=say)
             digest = verify_gguf(gguf, preset)
-            say(f"{gguf.name}: {preset.gguf_bytes:,} bytes, sha256 {digest} (matches the pinned hash)")
             say(f"converting to {preset.dtype} safetensors ...")
             model_dir.mkdir()
             convert_gguf(gguf, model_dir, dtype=preset.dtype)

@@ -1,4 +1,7 @@
-"""``distilforge serve [PRESET|MODEL]``: a local teacher behind vLLM's OpenAI-compatible server.
+"""``distilforge serve [PRESET|MODEL]``: a local teacher behind an OpenAI-compatible server.
+
+vLLM's server, or llama.cpp's on CPUs where it is the faster engine (``--backend``, see
+:mod:`distilforge.plugins.teachers.backend`).
 
 A built-in plugin like any other: it adds its command through the ``register_commands`` hook.
 The server gets the settings that suit the machine (on a CPU: every usable core bound, a KV cache
@@ -32,7 +35,52 @@ def server_arguments(args: argparse.Namespace, on_cpu: bool) -> list[str]:
     return ["--tensor-parallel-size", str(args.tensor_parallel_size), "--gpu-memory-utilization", str(args.gpu_memory)]
 
 
+def cmd_serve_llamacpp(args: argparse.Namespace) -> int:
+    """The model's GGUF behind llama.cpp's own OpenAI-compatible server, in this process."""
+    import xllamacpp
+
+    from distilforge.engine.api.toolkit import make_console
+    from distilforge.plugins.models.packaged import teacher_gguf_path
+    from distilforge.plugins.teachers.llamacpp_teacher import available_cores
+
+    console = make_console()
+    gguf = teacher_gguf_path(args.model)
+    name = args.name or (args.model if args.model and "/" not in args.model else gguf.stem)
+    params = xllamacpp.CommonParams()
+    params.model.path = str(gguf)
+    params.model_alias = name
+    params.n_parallel = args.parallel
+    params.n_ctx = args.max_model_len * args.parallel
+    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = available_cores()
+    params.hostnames = [args.host]
+    params.port = args.port
+    params.verbosity = -1
+    console.print(f"starting llama.cpp for {gguf} ({args.parallel} slots)", highlight=False, markup=False)
+    server = xllamacpp.Server(params)
+    base_url = f"http://{args.host}:{args.port}/v1"
+    console.print(f"serving {name} at {base_url}; paste into a config:", highlight=False, markup=False)
+    print(teacher_block(base_url, name), flush=True)
+    console.print("Ctrl-C stops the server", highlight=False, markup=False)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        console.print("stopping the server ...", highlight=False, markup=False)
+        return 0
+    finally:
+        del server
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    from distilforge.plugins.teachers.backend import choose_backend
+
+    if choose_backend(args.backend, args.model) == "llamacpp":
+        return cmd_serve_llamacpp(args)
     from vllm.platforms import current_platform
 
     from distilforge.engine.api.toolkit import make_console
@@ -88,6 +136,13 @@ def register_commands(subparsers: CommandParsers) -> None:
     p.add_argument(
         "model", nargs="?", help="a preset (`distilforge setup --list`) or a model directory; none = SmolLM2"
     )
+    p.add_argument(
+        "--backend",
+        choices=["auto", "vllm", "llamacpp"],
+        default="auto",
+        help="the engine: auto = llama.cpp on CPUs without AMX or AVX-512 BF16 (given a GGUF), else vLLM",
+    )
+    p.add_argument("--parallel", type=int, default=8, help="llama.cpp: sequences served at once")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to accept other machines (no authentication!)")
     p.add_argument("--name", help="the model name clients send (default: the preset's name)")

@@ -14,7 +14,6 @@ Importing this module imports neither vllm nor torch: the engine starts on the f
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -24,9 +23,12 @@ from pydantic import Field, field_validator
 
 from distilforge.engine.api.components import Teacher
 from distilforge.engine.api.hookspecs import Register, hookimpl
-from distilforge.engine.api.toolkit.completions import error_completion, finite_logprob
+from distilforge.engine.api.toolkit.completions import error_completion, finite_logprob, request_seed
 from distilforge.plugins.models.packaged import DEFAULT_PRESET, teacher_model_path
 from distilforge.plugins.models.presets import check_model_reference
+from distilforge.plugins.teachers.backend import BackendChoice, backend_reason, choose_backend
+from distilforge.plugins.teachers.cpu_kind import has_native_bf16
+from distilforge.plugins.teachers.llamacpp_teacher import LlamaCppTeacher, LlamaCppTeacherConfig
 from distilforge.schemas import Completion, ComponentConfig, TeacherRequest
 from distilforge.schemas.records import TokenLogprob
 
@@ -37,6 +39,12 @@ GiB = 1 << 30
 
 class VLLMTeacherConfig(ComponentConfig):
     type: Literal["vllm"] = "vllm"
+    backend: BackendChoice = Field(
+        "auto",
+        description="the engine: 'auto' = vLLM on GPUs and on CPUs with AMX or AVX-512 BF16, llama.cpp on the"
+        " preset's GGUF on other CPUs (faster there: README, 'Which backend on which CPU'); 'vllm'; 'llamacpp'"
+        " (the `llamacpp` teacher, with this config's model, max_model_len and seed)",
+    )
     model: str | None = Field(
         None,
         description="a teacher preset (smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b: `distilforge setup"
@@ -137,18 +145,7 @@ def cpu_has_fast_bf16() -> bool:
     instructions oneDNN cannot build its bf16 matmuls ("Failed to create oneDNN linear") and
     generation runs ~6-10x slower than in float32 (seen on an AVX2-only AMD EPYC).
     """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            words = set(handle.read().split())
-    except OSError:
-        return True  # not Linux: keep vLLM's own choice
-    return bool(words & {"avx512_bf16", "amx_bf16", "bf16"})
-
-
-def request_seed(seed: int, request_id: str) -> int:
-    """A 31-bit sampling seed fixed by the engine seed and the request's content id."""
-    digest = hashlib.sha256(f"{seed}:{request_id}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+    return has_native_bf16()
 
 
 def _is_request_error(exc: BaseException) -> bool:
@@ -172,6 +169,14 @@ class VLLMTeacher(Teacher[VLLMTeacherConfig]):
         self._model_path: str | None = None
         self._structured_cls: Any = None
         self._structured_kw = "structured_outputs"
+        self.backend = choose_backend(config.backend, config.model)
+        self._llamacpp: LlamaCppTeacher | None = None
+        if self.backend == "llamacpp":
+            if config.backend == "auto":
+                log.info("teacher backend: llama.cpp (%s)", backend_reason(self.backend))
+            self._llamacpp = LlamaCppTeacher(
+                LlamaCppTeacherConfig(model=config.model, max_model_len=config.max_model_len or 2048, seed=config.seed)
+            )
 
     # ------------------------------------------------------------------ identity
 
@@ -184,6 +189,8 @@ class VLLMTeacher(Teacher[VLLMTeacherConfig]):
 
     @property
     def model_id(self) -> str:
+        if self._llamacpp is not None:
+            return self._llamacpp.model_id
         return f"vllm:{self.model_path}"
 
     # ------------------------------------------------------------------ engine
@@ -284,6 +291,8 @@ class VLLMTeacher(Teacher[VLLMTeacherConfig]):
 
     def close(self) -> None:
         """Stop the engine and free the distributed state, so another engine can start."""
+        if self._llamacpp is not None:
+            self._llamacpp.close()
         llm, self._llm = self._llm, None
         if llm is None:
             return
@@ -329,6 +338,9 @@ class VLLMTeacher(Teacher[VLLMTeacherConfig]):
         return SamplingParams(**kwargs)
 
     def sample(self, requests: Sequence[TeacherRequest]) -> Iterator[Completion]:
+        if self._llamacpp is not None:
+            yield from self._llamacpp.sample(requests)
+            return
         size = self.config.chunk_size
         for start in range(0, len(requests), size):
             yield from self._sample_chunk(requests[start : start + size])

@@ -6,6 +6,7 @@ prompt, and never caches it, so a later run asks again.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable
 
@@ -30,3 +31,10 @@ def finite_logprob(value: float) -> float:
     if math.isnan(value):
         return -1e9
     return value if math.isfinite(value) else (-1e9 if value < 0 else 1e9)
+
+
+def request_seed(seed: int, request_id: str) -> int:
+    """A 31-bit sampling seed fixed by the engine seed and the request's content id (with a sample
+    index appended where each sample is its own call), so an answer does not depend on its batch."""
+    digest = hashlib.sha256(f"{seed}:{request_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF

@@ -1,10 +1,19 @@
 """Ask a teacher to label texts or to solve problems: the judge filter and the teacher baseline.
 
-Labels are read from the answer's first-token log-probabilities under guided choice, normalised
-over the task's labels, and averaged over cyclic rotations of the order the prompt lists them
-in: small instruct models lean towards one position (the 1.5B Qwen scored 0.835 with one order
-and 0.585 with the other on the same snippets), while their log-probabilities carry the signal
-in both. A teacher that returns no log-probabilities gives its chosen label probability 1.
+Labels are read from the answer's first-token log-probabilities, normalised over the task's
+labels. Small instruct models lean towards some labels whatever the text says (the 1.5B Qwen
+scored 0.835 with one label order and 0.585 with the other on the same snippets), while their
+log-probabilities carry the signal. Two remedies, which combine:
+
+* **orders**: ask once per cyclic rotation of the order the prompt lists the labels in, and
+  average (each order costs a full prompt);
+* **calibration** (Zhao et al. 2021, "Calibrate Before Use"): estimate the teacher's prior over
+  the labels, per order, once per task, and divide it out of every answer. ``content-free``
+  reads it from the answers to inputs that carry no content ("N/A", "[MASK]", ""): three prompts
+  per order, whatever the number of texts.
+
+A teacher that returns no log-probabilities gives its chosen label probability 1 (and is not
+calibrated: a hard answer has no prior to divide).
 
 Solving is for math: the teacher answers greedily, and the final number is read from
 ``#### N``, ``\\boxed{N}`` or, failing both, the last number of the answer.
@@ -14,10 +23,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from distilforge.schemas import ChatMessage, Completion, SamplingParams, TeacherRequest
+from distilforge.schemas import ChatMessage, Completion, LabelReading, SamplingParams, TeacherRequest
+
+if TYPE_CHECKING:
+    from distilforge.engine.api.components import Teacher
+    from distilforge.engine.api.context import RunContext
 
 LABEL_SYSTEM = "You are a careful annotator. You answer with exactly one of the allowed labels."
 # the text comes last, so every request of a run shares the prefix before it (vLLM's prefix cache)
@@ -28,6 +42,11 @@ SOLVE_TEMPLATE = (
     " '#### <number>'.\n\nProblem: {text}"
 )
 TOP_LOGPROBS = 20
+# inputs that carry no content: their answers show the teacher's prior over the labels
+CONTENT_FREE_TEXTS = ("N/A", "[MASK]", "")
+CALIBRATION_KEY = "calibration:"
+# probabilities below this are clipped before a log or a division (labels outside the top-k)
+_FLOOR = 1e-6
 
 
 @dataclass(frozen=True)
@@ -61,22 +80,40 @@ def label_requests(
     system: str = LABEL_SYSTEM,
     template: str = LABEL_TEMPLATE,
     max_tokens: int = 8,
+    first_token: bool = False,
 ) -> list[TeacherRequest]:
-    """One greedy guided-choice request per label order, each tagged with ``key`` in its meta."""
+    """One greedy request per label order, tagged with ``key`` and the order's index in its meta.
+
+    Under guided choice by default; ``first_token`` asks for one free token instead (its
+    log-probabilities are the same ones: the label is read from the first token either way,
+    and the teacher skips the grammar and the label's remaining tokens)."""
     requests = []
-    for order in label_orders(labels, orders):
+    for index, order in enumerate(label_orders(labels, orders)):
         options = ", ".join(f'"{label}"' for label in order)
         content = template.format(task=task or "Classify the text.", text=text, options=options)
+        sampling = (
+            SamplingParams(temperature=0.0, max_tokens=1, logprobs=TOP_LOGPROBS)
+            if first_token
+            else SamplingParams(temperature=0.0, max_tokens=max_tokens, choice=list(labels), logprobs=TOP_LOGPROBS)
+        )
         requests.append(
             TeacherRequest(
                 messages=[ChatMessage(role="system", content=system), ChatMessage(role="user", content=content)],
-                sampling=SamplingParams(
-                    temperature=0.0, max_tokens=max_tokens, choice=list(labels), logprobs=TOP_LOGPROBS
-                ),
-                meta={"judge_key": key},
+                sampling=sampling,
+                meta={"judge_key": key, "label_order": index},
             )
         )
     return requests
+
+
+def content_free_requests(labels: Sequence[str], task: str, **prompt: Any) -> list[TeacherRequest]:
+    """The calibration prompts: each content-free text in each label order (``prompt`` as for
+    :func:`label_requests`); their keys start with ``CALIBRATION_KEY``."""
+    return [
+        q
+        for i, text in enumerate(CONTENT_FREE_TEXTS)
+        for q in label_requests(f"{CALIBRATION_KEY}{i}", text, labels, task, **prompt)
+    ]
 
 
 def _first_token_scores(completion: Completion, labels: Sequence[str]) -> dict[str, float] | None:
@@ -110,18 +147,61 @@ def label_distribution(completion: Completion, labels: Sequence[str]) -> dict[st
     return {label: weight / total for label, weight in weights.items()}
 
 
-def combine_votes(
+# per label order (its index in label_orders): the teacher's prior probability of each label
+LabelPrior = dict[int, dict[str, float]]
+
+
+def _distributions(
     requests: Sequence[TeacherRequest], completions: dict[tuple[str, int], Completion], labels: Sequence[str]
-) -> dict[str, LabelVote]:
-    """Average each key's label distributions over its orders; keys with no usable answer are left out."""
-    sums: dict[str, dict[str, float]] = {}
-    counts: dict[str, int] = {}
+) -> Iterator[tuple[TeacherRequest, dict[str, float], bool]]:
+    """Each request's label distribution, and whether it came from log-probabilities."""
     for request in requests:
         completion = completions.get((request.id, 0))
         distribution = label_distribution(completion, labels) if completion is not None else None
-        if distribution is None:
-            continue
+        if distribution is not None:
+            assert completion is not None
+            yield request, distribution, completion.logprobs is not None
+
+
+def content_free_prior(
+    requests: Sequence[TeacherRequest], completions: dict[tuple[str, int], Completion], labels: Sequence[str]
+) -> LabelPrior:
+    """The mean distribution of the content-free answers, per label order (orders whose answers
+    carried no log-probabilities are left out: they stay uncalibrated)."""
+    sums: dict[int, list[dict[str, float]]] = {}
+    for request, distribution, soft in _distributions(requests, completions, labels):
+        if soft and str(request.meta["judge_key"]).startswith(CALIBRATION_KEY):
+            sums.setdefault(int(request.meta.get("label_order", 0)), []).append(distribution)
+    return {
+        order: {label: sum(d[label] for d in found) / len(found) for label in labels} for order, found in sums.items()
+    }
+
+
+def calibrate(distribution: dict[str, float], prior: dict[str, float] | None) -> dict[str, float]:
+    """Divide the teacher's prior out of one answer's distribution and normalise again."""
+    if not prior:
+        return distribution
+    weights = {label: p / max(prior.get(label, 0.0), _FLOOR) for label, p in distribution.items()}
+    total = sum(weights.values())
+    return {label: w / total for label, w in weights.items()} if total > 0 else distribution
+
+
+def combine_votes(
+    requests: Sequence[TeacherRequest],
+    completions: dict[tuple[str, int], Completion],
+    labels: Sequence[str],
+    prior: LabelPrior | None = None,
+) -> dict[str, LabelVote]:
+    """Average each key's label distributions over its orders, each first divided by its order's
+    ``prior`` when one is given; keys with no usable answer (and calibration prompts) are left out."""
+    sums: dict[str, dict[str, float]] = {}
+    counts: dict[str, int] = {}
+    for request, distribution, soft in _distributions(requests, completions, labels):
         key = str(request.meta["judge_key"])
+        if key.startswith(CALIBRATION_KEY):
+            continue
+        if prior and soft:
+            distribution = calibrate(distribution, prior.get(int(request.meta.get("label_order", 0))))
         total = sums.setdefault(key, dict.fromkeys(labels, 0.0))
         for label, p in distribution.items():
             total[label] += p
@@ -130,6 +210,34 @@ def combine_votes(
         key: LabelVote({label: value / counts[key] for label, value in total.items()}, counts[key])
         for key, total in sums.items()
     }
+
+
+def ask_labels(
+    ctx: RunContext,
+    texts: dict[str, str],
+    labels: Sequence[str],
+    reading: LabelReading,
+    *,
+    purpose: str,
+    teacher: Teacher[Any] | None = None,
+    system: str = LABEL_SYSTEM,
+    template: str = LABEL_TEMPLATE,
+    max_tokens: int = 8,
+) -> dict[str, LabelVote]:
+    """The teacher's label for each of ``texts`` (keyed as given), read as ``reading`` says, through
+    the run's cache (the calibration prompts are asked once per task and then come from it)."""
+    prompt: dict[str, Any] = {
+        "orders": reading.orders,
+        "first_token": reading.first_token,
+        "system": system,
+        "template": template,
+        "max_tokens": max_tokens,
+    }
+    requests = [q for key, text in texts.items() for q in label_requests(key, text, labels, ctx.task, **prompt)]
+    calibration = content_free_requests(labels, ctx.task, **prompt) if reading.calibration == "content-free" else []
+    completions = ctx.ask_teacher(calibration + requests, purpose=purpose, teacher=teacher)
+    prior = content_free_prior(calibration, completions, labels) if calibration else None
+    return combine_votes(requests, completions, labels, prior)
 
 
 # --------------------------------------------------------------------------- math

@@ -1,0 +1,195 @@
+"""Texts labelled per second: the engine's label path against the best raw path, and against today's.
+
+The same Rotten Tomatoes snippets (the fixed test split, ``--texts`` of them) are labelled by:
+
+- ``engine``: what the teacher baseline and the label judge run: ``ask_labels`` with the default
+  label reading (one order, content-free calibration, one free token), through a run context, the
+  teacher cache (empty: every answer is paid for) and the local executor's ``teacher_sample`` hook,
+  on the ``vllm`` teacher with ``backend: auto``;
+- ``raw``: the same prompts, already rendered, straight into the same backend with no engine at
+  all (llama.cpp: the server's ``handle_chat_completions`` on as many threads as slots; vLLM: one
+  ``LLM.chat`` call), with the same engine settings;
+- ``before``: the previous default on this machine: two label orders under guided choice, on
+  ``backend: vllm`` (``--before-texts`` of the texts: it is the slow one).
+
+Each path's labels/s, the ratios engine/raw (floor 0.95) and engine/before (floor 2), and every
+path's accuracy on the texts it labelled are printed and, with ``--out``, written to PATH.md/.json.
+
+    HF_HUB_OFFLINE=1 python bench/label_cost.py --texts 1000 --before-texts 100 --out bench/results/label_cost
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from teacher_throughput import cpu_model  # noqa: F401  (also sets the offline environment)
+
+from distilforge.engine.api.context import RunContext
+from distilforge.engine.api.toolkit.labelling import (
+    ask_labels,
+    combine_votes,
+    content_free_prior,
+    content_free_requests,
+    label_requests,
+)
+from distilforge.engine.executors.base import Job, LocalExecutor
+from distilforge.engine.plugin_manager import build_plugin_manager
+from distilforge.engine.sampling import CachedTeacherAccess
+from distilforge.engine.store.cache import TeacherCache
+from distilforge.plugins.datasets.builtin import RottenTomatoes, RottenTomatoesConfig
+from distilforge.plugins.teachers.cpu_kind import describe_cpu
+from distilforge.plugins.teachers.vllm_teacher import VLLMTeacher, VLLMTeacherConfig
+from distilforge.schemas import ExecutorConfig, LabelReading, Record
+
+
+def accuracy(votes: dict[str, Any], texts: list[Record]) -> float:
+    return sum(1 for r in texts if r.id in votes and votes[r.id].label == r.target) / len(texts)
+
+
+def engine_path(
+    teacher: VLLMTeacher, texts: list[Record], labels: list[str], task: str, reading: LabelReading, workdir: Path
+) -> tuple[float, float]:
+    pm = build_plugin_manager()
+    cache = TeacherCache(workdir / "engine-cache.sqlite")
+    executor = LocalExecutor(ExecutorConfig(), pm, Job(None, workdir))  # type: ignore[arg-type]
+    ctx = RunContext(config=None, run_dir=workdir, teacher=teacher, labels=labels, task=task)  # type: ignore[arg-type]
+    ctx.teacher_access = CachedTeacherAccess(cache, executor)
+    started = time.perf_counter()
+    votes = ask_labels(ctx, {r.id: r.input for r in texts}, labels, reading, purpose="label-cost")
+    seconds = time.perf_counter() - started
+    cache.close()
+    return seconds, accuracy(votes, texts)
+
+
+def raw_path(
+    teacher: VLLMTeacher, texts: list[Record], labels: list[str], task: str, reading: LabelReading
+) -> tuple[float, float]:
+    """The same requests, rendered once, answered by the backend with nothing of the engine between."""
+    prompt: dict[str, Any] = {"orders": reading.orders, "first_token": reading.first_token}
+    requests = [q for r in texts for q in label_requests(r.id, r.input, labels, task, **prompt)]
+    calibration = content_free_requests(labels, task, **prompt)
+    if teacher.backend == "llamacpp":
+        inner = teacher._llamacpp
+        assert inner is not None
+        server = inner.server
+        bodies = [inner.body(q, 0) for q in calibration + requests]
+        started = time.perf_counter()
+        with ThreadPoolExecutor(inner.config.parallel) as pool:
+            answers = list(pool.map(server.handle_chat_completions, bodies))
+        seconds = time.perf_counter() - started
+        completions = {
+            (q.id, 0): inner.completion(q, 0, a) for q, a in zip(calibration + requests, answers, strict=True)
+        }
+    else:
+        llm = teacher.llm
+        params = [teacher.sampling_params(q) for q in calibration + requests]
+        chats = [[m.model_dump() for m in (q.messages or [])] for q in calibration + requests]
+        started = time.perf_counter()
+        outputs = llm.chat(chats, params, use_tqdm=False)
+        seconds = time.perf_counter() - started
+        completions = {}
+        for q, output in zip(calibration + requests, outputs, strict=True):
+            completions.update({(c.request_id, c.sample_index): c for c in teacher._completions(q, output)})
+    prior = content_free_prior(calibration, completions, labels) if reading.calibration != "none" else None
+    return seconds, accuracy(combine_votes(requests, completions, labels, prior), texts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="qwen2.5-coder-1.5b")
+    parser.add_argument("--texts", type=int, default=1000)
+    parser.add_argument("--before-texts", type=int, default=100, help="texts for the slow previous default; 0 = skip")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    rt = RottenTomatoes(RottenTomatoesConfig()).load(0)
+    labels, task = list(rt.labels or []), rt.task
+    texts = rt.test[: args.texts]
+    reading = LabelReading()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        teacher = VLLMTeacher(VLLMTeacherConfig(model=args.model, max_model_len=1024))
+        backend = teacher.backend
+        try:
+            for name, run in (
+                ("raw", lambda: raw_path(teacher, texts, labels, task, reading)),
+                ("engine", lambda: engine_path(teacher, texts, labels, task, reading, Path(tmp))),
+            ):
+                if name == "raw":  # start the engine outside the timed part
+                    _ = teacher._llamacpp.server if teacher._llamacpp is not None else teacher.llm
+                seconds, acc = run()
+                rows.append(
+                    {
+                        "path": name,
+                        "backend": backend,
+                        "orders": reading.orders,
+                        "texts": len(texts),
+                        "seconds": round(seconds, 1),
+                        "labels_per_s": len(texts) / seconds,
+                        "accuracy": acc,
+                    }
+                )
+                print(
+                    f"{name}: {len(texts)} texts in {seconds:.1f} s ({len(texts) / seconds:.2f}/s), acc {acc:.3f}",
+                    flush=True,
+                )
+        finally:
+            teacher.close()
+        if args.before_texts:
+            before = VLLMTeacher(VLLMTeacherConfig(model=args.model, max_model_len=1024, backend="vllm"))
+            subset = texts[: args.before_texts]
+            old = LabelReading(orders=2, calibration="none", first_token=False)
+            try:
+                _ = before.llm
+                seconds, acc = engine_path(before, subset, labels, task, old, Path(tmp) / "before")
+            finally:
+                before.close()
+            rows.append(
+                {
+                    "path": "before",
+                    "backend": "vllm",
+                    "orders": 2,
+                    "texts": len(subset),
+                    "seconds": round(seconds, 1),
+                    "labels_per_s": len(subset) / seconds,
+                    "accuracy": acc,
+                }
+            )
+            print(f"before: {len(subset)} texts in {seconds:.1f} s ({len(subset) / seconds:.2f}/s), acc {acc:.3f}")
+
+    rate = {row["path"]: row["labels_per_s"] for row in rows}
+    lines = [
+        f"{describe_cpu()}; teacher {args.model}",
+        "",
+        "| path | backend | orders | texts | seconds | labels/s | accuracy |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['path']} | {row['backend']} | {row['orders']} | {row['texts']} | {row['seconds']}"
+            f" | {row['labels_per_s']:.2f} | {row['accuracy']:.3f} |"
+        )
+    lines.append("")
+    lines.append(f"engine / raw: {rate['engine'] / rate['raw']:.3f} (floor 0.95)")
+    if "before" in rate:
+        lines.append(f"engine / before: {rate['engine'] / rate['before']:.2f}x (floor 2)")
+    print("\n".join(lines))
+    if args.out:
+        command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        header = [f"# Labelling cost, {time.strftime('%Y-%m-%d')}", "", f"`{command}`", ""]
+        Path(f"{args.out}.md").write_text("\n".join([*header, *lines, ""]), encoding="utf-8")
+        record = {"command": command, "machine": describe_cpu(), "rows": rows}
+        Path(f"{args.out}.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
