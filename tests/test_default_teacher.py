@@ -156,7 +156,9 @@ def test_default_teacher_answers_coherently_through_vllm(default_teacher_dir: Pa
     from distilforge.plugins.teachers.vllm_teacher import VLLMTeacher, VLLMTeacherConfig
 
     # float32: the greedy answers are those the conversion was verified with (bf16 CPUs would run bf16)
-    teacher = VLLMTeacher(VLLMTeacherConfig(max_model_len=1024, kv_cache_memory_bytes=256 << 20, dtype="float32"))
+    teacher = VLLMTeacher(
+        VLLMTeacherConfig(backend="vllm", max_model_len=1024, kv_cache_memory_bytes=256 << 20, dtype="float32")
+    )
     assert teacher.model_id == f"vllm:{default_teacher_dir}"
     requests = [
         TeacherRequest(

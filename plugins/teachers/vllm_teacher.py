@@ -35,6 +35,9 @@ from distilforge.schemas.records import TokenLogprob
 log = logging.getLogger(__name__)
 
 GiB = 1 << 30
+# answers this short are labels: their calls are split finely (see VLLMTeacher.sample)
+SHORT_ANSWER_TOKENS = 8
+SHORT_ANSWER_CHUNK = 32
 
 
 class VLLMTeacherConfig(ComponentConfig):
@@ -342,6 +345,10 @@ class VLLMTeacher(Teacher[VLLMTeacherConfig]):
             yield from self._llamacpp.sample(requests)
             return
         size = self.config.chunk_size
+        if requests and all(q.sampling.max_tokens <= SHORT_ANSWER_TOKENS for q in requests):
+            # labels and other one-token answers are prefill work: smaller calls cost nothing in
+            # throughput and let progress (and its estimate of the time left) move every few seconds
+            size = min(size, SHORT_ANSWER_CHUNK)
         for start in range(0, len(requests), size):
             yield from self._sample_chunk(requests[start : start + size])
 
