@@ -133,19 +133,6 @@ def gguf_weights(path: Path) -> tuple[int, int]:
     return sum(int(t.n_elements) for t in kept), sum(int(t.n_bytes) for t in kept)
 
 
-def find_gguf(teacher: Any, preset: str, overrides: dict[str, str]) -> Path | None:
-    if preset in overrides:
-        return Path(overrides[preset])
-    for attr in ("gguf_path", "model_file", "model_path"):
-        try:
-            value = getattr(teacher, attr, None)
-        except Exception:  # a property that needs a set-up
-            continue
-        if value is not None and str(value).endswith(".gguf") and Path(value).is_file():
-            return Path(value)
-    return None
-
-
 # --------------------------------------------------------------------------- teachers
 
 
@@ -230,9 +217,7 @@ def measure_teacher(backend: str, preset: str, args: argparse.Namespace, say: Ca
             source = f"{teacher.model_path} safetensors, {dtype}"
         else:
             compute = "int8"
-            gguf = find_gguf(teacher, preset, args.gguf)
-            if gguf is None:
-                raise RuntimeError(f"no GGUF file found for {preset!r}: pass --gguf {preset}=PATH")
+            gguf = Path(args.gguf.get(preset) or teacher.gguf_path)
             params, weight_bytes = gguf_weights(gguf)
             source = f"{gguf}"
         fixed = force_fixed_length(teacher, backend)
@@ -241,7 +226,7 @@ def measure_teacher(backend: str, preset: str, args: argparse.Namespace, say: Ca
         dec_s, dec_prompt, generated, lengths = run_batch(
             teacher, make_requests(args.prompts, 8, args.decode_tokens, "decode")
         )
-        batch = getattr(teacher.config, "n_parallel", None) or getattr(teacher.config, "parallel", None)
+        batch = getattr(teacher.config, "parallel", None)  # llama.cpp slots; vLLM runs the whole batch at once
         steps = max(lengths) * (math.ceil(args.prompts / batch) if batch else 1)
         decode_s = max(dec_s - dec_prompt / prefill_rate, 1e-9)
     finally:

@@ -131,9 +131,17 @@ def headline(
     if baseline is not None:
         lines.append(
             f"teacher zero-shot accuracy: {baseline['accuracy']:.3f} on {baseline['n']} of {baseline['test_size']}"
-            f" test examples ({baseline['teacher']})"
+            f" test examples ({baseline['teacher']}; {label_reading(baseline)})"
         )
     return lines
+
+
+def label_reading(baseline: dict[str, Any]) -> str:
+    """How the baseline's labels were read (files written before calibration existed: raw)."""
+    orders = int(baseline.get("orders", 2))
+    calibrated = baseline.get("calibration", "none") != "none"
+    averaged = f"{orders} label orders averaged" if orders > 1 else "1 label order"
+    return f"{averaged}, calibrated on content-free inputs" if calibrated else averaged
 
 
 def _chosen_line(metrics: list[RoundMetrics], chosen: dict[str, Any]) -> str:

@@ -520,7 +520,10 @@ def test_teacher_baseline_is_written_once(
     assert "teacher zero-shot accuracy: 0.800 on 20 test examples" in err
     assert "student test accuracy: seed-only (round 0) 0.500 -> final (round 1)" in err
     report = (run_dir / "report.md").read_text()
-    assert "- teacher zero-shot accuracy: 0.800 on 20 of 20 test examples (scripted:scripted-teacher)" in report
+    assert (
+        "- teacher zero-shot accuracy: 0.800 on 20 of 20 test examples (scripted:scripted-teacher; 2 label orders"
+        " averaged)" in report
+    )
     assert "- student test accuracy: seed-only (round 0) 0.500 -> final (round 1) " in report
     # resuming the finished run neither asks again nor rewrites the file
     stamp = (run_dir / FILE).stat().st_mtime_ns
@@ -580,8 +583,12 @@ def test_headline() -> None:
     assert headline([m(0, 0.61), m(1, 0.7), m(2, 0.655)], baseline) == [
         "student test accuracy: seed-only (round 0) 0.610 -> final (round 2) 0.655 (+0.045)",
         "best round on the test split: 1 (0.700; not a choice made on it)",
-        "teacher zero-shot accuracy: 0.835 on 300 of 1000 test examples (vllm:/models/q)",
+        "teacher zero-shot accuracy: 0.835 on 300 of 1000 test examples (vllm:/models/q; 2 label orders averaged)",
     ]
+    calibrated = {**baseline, "orders": 1, "calibration": "content-free"}
+    assert headline([m(0, 0.61)], calibrated)[-1].endswith(
+        "(vllm:/models/q; 1 label order, calibrated on content-free inputs)"
+    )
     worse = headline([m(0, 0.7), m(1, 0.6)], None)
     assert worse[0] == "student test accuracy: seed-only (round 0) 0.700 -> final (round 1) 0.600 (-0.100)"
     assert len(worse) == 2 and worse[1].startswith("the final student is worse than seed-only: check the teacher")

@@ -120,8 +120,8 @@ class LlamaCppTeacher(Teacher[LlamaCppTeacherConfig]):
 
     # ------------------------------------------------------------------ requests
 
-    def body(self, request: TeacherRequest, index: int, *, pinned: bool = False) -> dict[str, Any]:
-        """The server's request for sample ``index`` of ``request``; ``pinned``: on the request's own slot."""
+    def body(self, request: TeacherRequest, index: int, *, slot: int | None = None) -> dict[str, Any]:
+        """The server's request for sample ``index`` of ``request`` (on llama.cpp slot ``slot`` if given)."""
         s = request.sampling
         body: dict[str, Any] = {
             "temperature": s.temperature,
@@ -140,8 +140,8 @@ class LlamaCppTeacher(Teacher[LlamaCppTeacherConfig]):
                 body.update(logprobs=True, top_logprobs=s.logprobs)
             else:
                 body["n_probs"] = s.logprobs
-        if pinned:
-            body["id_slot"] = request_seed(0, request.id) % self.config.parallel
+        if slot is not None:
+            body["id_slot"] = slot
         if s.json_schema is not None:
             body["json_schema"] = s.json_schema
         elif s.choice is not None:
@@ -157,7 +157,8 @@ class LlamaCppTeacher(Teacher[LlamaCppTeacherConfig]):
         return None
 
     def sample(self, requests: Sequence[TeacherRequest]) -> Iterator[Completion]:
-        calls: list[tuple[TeacherRequest, int, int, bool]] = []  # request, absolute index, position, pinned
+        calls: list[tuple[TeacherRequest, int, int, int | None]] = []  # request, absolute index, position, slot
+        pinned = 0  # requests of several samples, each given the next slot in turn
         for request in requests:
             problem = self._unsupported(request)
             if problem:
@@ -165,16 +166,19 @@ class LlamaCppTeacher(Teacher[LlamaCppTeacherConfig]):
                 continue
             indices = request.meta.get("sample_indices")
             wanted = sorted(int(i) for i in indices) if indices and len(indices) == request.sampling.n else None
+            slot = None
+            if request.sampling.n > 1:
+                slot, pinned = pinned % self.config.parallel, pinned + 1
             for position, index in enumerate(wanted or range(request.sampling.n)):
-                calls.append((request, index, position, request.sampling.n > 1))
+                calls.append((request, index, position, slot))
         if not calls:
             return
         server = self.server
         with ThreadPoolExecutor(max_workers=self.config.parallel, thread_name_prefix="llamacpp") as pool:
             futures: dict[Future[Any], tuple[TeacherRequest, int]] = {}
-            for request, index, position, pinned in calls:
+            for request, index, position, slot in calls:
                 handler = server.handle_chat_completions if request.messages is not None else server.handle_completions
-                futures[pool.submit(handler, self.body(request, index, pinned=pinned))] = (request, position)
+                futures[pool.submit(handler, self.body(request, index, slot=slot))] = (request, position)
             try:
                 for future in as_completed(futures):
                     request, position = futures[future]
