@@ -36,7 +36,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
             path = prepare_teacher(name, force=args.force, log=say)
         say(f"ready: {path}")
         say(f"licence: {preset.licence}")
-        say(f"use it with  teacher: {{type: vllm, model: {name}}}  (backend: auto picks {backend} on this machine)")
+        auto = choose_backend("auto", name)
+        say(f"use it with  teacher: {{type: vllm, model: {name}}}  (backend: auto runs it on {auto} on this machine)")
     return 0
 
 
