@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import shlex
 import sys
@@ -42,6 +41,7 @@ from distilforge.engine.api.toolkit.labelling import (
     combine_votes,
     content_free_prior,
     content_free_requests,
+    fitted_prior,
     label_distribution,
     label_requests,
 )
@@ -105,25 +105,6 @@ def ask(teacher: Any, cache: TeacherCache, requests: list[TeacherRequest]) -> tu
     answers = {(q.id, 0): found[keys[q.id]] for q in requests if keys[q.id] in found}
     answers.update({(c.request_id, c.sample_index): c for c in fresh})
     return answers, seconds, len(todo)
-
-
-def fit_bias(distributions: Sequence[dict[str, float]], targets: Sequence[str], labels: Sequence[str]) -> dict:
-    """The per-label log-bias b maximising sum log softmax(log p + b)[y] over the seeds, as a prior
-    exp(-b) (so :func:`calibrate` applies it): a few hundred steps of gradient ascent."""
-    logs = [[math.log(max(d[label], 1e-6)) for label in labels] for d in distributions]
-    index = [labels.index(t) for t in targets]
-    bias = [0.0] * len(labels)
-    for _ in range(500):
-        grad = [0.0] * len(labels)
-        for row, y in zip(logs, index, strict=True):
-            z = [v + b for v, b in zip(row, bias, strict=True)]
-            top = max(z)
-            e = [math.exp(v - top) for v in z]
-            total = sum(e)
-            for k in range(len(labels)):
-                grad[k] += (1.0 if k == y else 0.0) - e[k] / total
-        bias = [b + 0.5 * g / len(logs) for b, g in zip(bias, grad, strict=True)]
-    return {label: math.exp(-b) for label, b in zip(labels, bias, strict=True)}
 
 
 def score(votes: dict[str, Any], truth: dict[str, str], labels: Sequence[str]) -> dict[str, Any]:
@@ -199,7 +180,7 @@ def main() -> None:
             if d is not None:
                 dists.append(d)
                 targets.append(seed_truth[str(q.meta["judge_key"])])
-        seed_prior[order] = fit_bias(dists, targets, labels)
+        seed_prior[order] = fitted_prior(dists, targets, labels) or {}
     batch_prior = {}
     for order in range(orders):
         dists = [label_distribution(answers[(q.id, 0)], labels) for q in all_requests if q.meta["label_order"] == order]

@@ -3,7 +3,7 @@
 The same Rotten Tomatoes snippets (the fixed test split, ``--texts`` of them) are labelled by:
 
 - ``engine``: what the teacher baseline and the label judge run: ``ask_labels`` with the default
-  label reading (one order, content-free calibration, one free token), through a run context, the
+  label reading (one order, calibrated on the 16 seeds, one free token), through a run context, the
   teacher cache (empty: every answer is paid for) and the local executor's ``teacher_sample`` hook,
   on the ``vllm`` teacher with ``backend: auto``;
 - ``raw``: the same prompts, already rendered, straight into the same backend with no engine at
@@ -39,9 +39,9 @@ from distilforge.engine.api.context import RunContext
 from distilforge.engine.api.toolkit.labelling import (
     ask_labels,
     combine_votes,
-    content_free_prior,
-    content_free_requests,
     label_requests,
+    seed_requests,
+    seeds_prior,
 )
 from distilforge.engine.executors.base import Job, LocalExecutor
 from distilforge.engine.plugin_manager import build_plugin_manager
@@ -58,7 +58,13 @@ def accuracy(votes: dict[str, Any], texts: list[Record]) -> float:
 
 
 def engine_path(
-    teacher: VLLMTeacher, texts: list[Record], labels: list[str], task: str, reading: LabelReading, workdir: Path
+    teacher: VLLMTeacher,
+    texts: list[Record],
+    labels: list[str],
+    task: str,
+    reading: LabelReading,
+    workdir: Path,
+    seeds: list[Record],
 ) -> tuple[float, float]:
     pm = build_plugin_manager()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -66,6 +72,7 @@ def engine_path(
     executor = LocalExecutor(ExecutorConfig(), pm, Job(None, workdir))  # type: ignore[arg-type]
     ctx = RunContext(config=None, run_dir=workdir, teacher=teacher, labels=labels, task=task)  # type: ignore[arg-type]
     ctx.teacher_access = CachedTeacherAccess(cache, executor)
+    ctx.pool = list(seeds)  # what a run's label stages calibrate on
     started = time.perf_counter()
     votes = ask_labels(ctx, {r.id: r.input for r in texts}, labels, reading, purpose="label-cost")
     seconds = time.perf_counter() - started
@@ -74,12 +81,12 @@ def engine_path(
 
 
 def raw_path(
-    teacher: VLLMTeacher, texts: list[Record], labels: list[str], task: str, reading: LabelReading
+    teacher: VLLMTeacher, texts: list[Record], labels: list[str], task: str, reading: LabelReading, seeds: list[Record]
 ) -> tuple[float, float]:
     """The same requests, rendered once, answered by the backend with nothing of the engine between."""
     prompt: dict[str, Any] = {"orders": reading.orders, "first_token": reading.first_token}
     requests = [q for r in texts for q in label_requests(r.id, r.input, labels, task, **prompt)]
-    calibration = content_free_requests(labels, task, **prompt)
+    calibration, targets = seed_requests([(r.id, r.input, r.target) for r in seeds], labels, task, **prompt)
     if teacher.backend == "llamacpp":
         inner = teacher._llamacpp
         assert inner is not None
@@ -102,7 +109,7 @@ def raw_path(
         completions = {}
         for q, output in zip(calibration + requests, outputs, strict=True):
             completions.update({(c.request_id, c.sample_index): c for c in teacher._completions(q, output)})
-    prior = content_free_prior(calibration, completions, labels) if reading.calibration != "none" else None
+    prior = seeds_prior(calibration, completions, labels, targets)
     return seconds, accuracy(combine_votes(requests, completions, labels, prior), texts)
 
 
@@ -115,7 +122,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    rt = RottenTomatoes(RottenTomatoesConfig()).load(0)
+    rt = RottenTomatoes(RottenTomatoesConfig(seed_per_class=8)).load(0)  # the demo's 16 seeds calibrate
     labels, task = list(rt.labels or []), rt.task
     texts = rt.test[: args.texts]
     spare = rt.test[-16:]  # warm-up texts, outside the timed ones
@@ -143,11 +150,11 @@ def main() -> None:
         try:
             # start the engine and put the shared prompt prefix in every slot, untimed
             list(teacher.sample([q for r in spare for q in label_requests(r.id, r.input, labels, task)]))
-            record("raw", teacher.backend, 1, texts, *raw_path(teacher, texts, labels, task, reading))
-            seconds, acc = engine_path(teacher, texts, labels, task, reading, Path(tmp) / "engine")
+            record("raw", teacher.backend, 1, texts, *raw_path(teacher, texts, labels, task, reading, rt.seed))
+            seconds, acc = engine_path(teacher, texts, labels, task, reading, Path(tmp) / "engine", rt.seed)
             record("engine", teacher.backend, 1, texts, seconds, acc)
             if subset:
-                seconds, acc = engine_path(teacher, subset, labels, task, guided, Path(tmp) / "guided")
+                seconds, acc = engine_path(teacher, subset, labels, task, guided, Path(tmp) / "guided", rt.seed)
                 record("guided", teacher.backend, 1, subset, seconds, acc)
         finally:
             teacher.close()
@@ -157,7 +164,7 @@ def main() -> None:
             old = LabelReading(orders=2, calibration="none", first_token=False)
             try:
                 list(before.sample([q for r in spare for q in label_requests(r.id, r.input, labels, task)]))
-                seconds, acc = engine_path(before, subset, labels, task, old, Path(tmp) / "before")
+                seconds, acc = engine_path(before, subset, labels, task, old, Path(tmp) / "before", rt.seed)
             finally:
                 before.close()
             record("before", "vllm", 2, subset, seconds, acc)

@@ -70,6 +70,7 @@ class RoundLoop:
                 _ = teacher.model_id  # resolves the model: a teacher preset not set up stops here, before any work
         self._seed()
         self.ctx.state = dict(self.store.manifest.get("state", {}))
+        self.ctx.pool = self.store.load_records()  # the seeds: the teacher baseline calibrates on them
         self._teacher_baseline()
         total_rounds = self.ctx.method.rounds
         final = total_rounds

@@ -139,9 +139,9 @@ def headline(
 def label_reading(baseline: dict[str, Any]) -> str:
     """How the baseline's labels were read (files written before calibration existed: raw)."""
     orders = int(baseline.get("orders", 2))
-    calibrated = baseline.get("calibration", "none") != "none"
     averaged = f"{orders} label orders averaged" if orders > 1 else "1 label order"
-    return f"{averaged}, calibrated on content-free inputs" if calibrated else averaged
+    on = {"seeds": "the seeds", "content-free": "content-free inputs"}.get(baseline.get("calibration", "none"))
+    return f"{averaged}, calibrated on {on}" if on else averaged
 
 
 def _chosen_line(metrics: list[RoundMetrics], chosen: dict[str, Any]) -> str:

@@ -97,10 +97,12 @@ class LabelReading(BaseModel):
         description="label orders the prompt lists (cyclic rotations), probabilities averaged; each order is a"
         " full prompt, so 2 costs twice 1",
     )
-    calibration: Literal["content-free", "none"] = Field(
-        "content-free",
-        description="'content-free': divide out the teacher's prior over the labels, read per order from its"
-        " answers to 'N/A', '[MASK]' and '' (3 prompts per order, once per task); 'none': raw probabilities",
+    calibration: Literal["seeds", "content-free", "none"] = Field(
+        "seeds",
+        description="divide the teacher's bias over the labels out of its answers, per label order: 'seeds' fits"
+        " it to the run's labelled seeds (up to 32 per label, asked once per task; no seeds: raw), 'content-free'"
+        " reads it from the answers to 'N/A', '[MASK]' and '' (3 prompts; it hurts where 'no content' looks like"
+        " a label), 'none' keeps the raw probabilities",
     )
     first_token: bool = Field(
         True,

@@ -225,29 +225,48 @@ def test_label_mode_keeps_agreeing_candidates_and_rejects_the_others(judge_ctx: 
     assert usage["samples_requested"] == 6 and usage["samples_new"] == 6 and usage["samples_cached"] == 0
 
 
-def test_by_default_one_order_is_asked_with_one_token_and_calibrated_once(judge_ctx: RunContext) -> None:
+def test_by_default_one_order_is_asked_with_one_token_and_calibrated_on_the_seeds_once(
+    judge_ctx: RunContext,
+) -> None:
     assert isinstance(judge_ctx.judge, JudgeScript)
-    even = {"positive": 0.5, "negative": 0.5}  # no lean: "N/A" and "[MASK]" answered evenly, "" not at all
-    judge_ctx.judge.config = judge_ctx.judge.config.model_copy(
-        update={"labels": {**PROBS, "Text: N/A": even, "Text: [MASK]": even}}
-    )
+    seeds = [
+        Record(input="A seed the judge calls upbeat.", target="positive", origin="seed"),
+        Record(input="A seed the judge calls gloomy.", target="negative", origin="seed"),
+        Record(input="A seed the judge cannot read.", target="negative", origin="seed"),
+    ]
+    judge_ctx.pool = [*seeds, Record(input="A synthetic upbeat one.", target="positive", origin="synthetic")]
     out = LabelJudgeFilter(LabelJudgeConfig()).reject([UPBEAT, GLOOMY, SO_SO], judge_ctx)
-    assert out == {GLOOMY.id: "judge: label 'negative' (p=0.80); intended 'positive' p=0.20, threshold 0.5"}
+    assert set(out) == {GLOOMY.id} and out[GLOOMY.id].startswith("judge: label 'negative'")
     texts = [s.rsplit("Text: ", 1)[1] for s in SERVED]
-    assert sorted(texts) == sorted(["N/A", "[MASK]", "", UPBEAT.input, GLOOMY.input, SO_SO.input])
-    assert len({s.split("Allowed labels: ")[1].split(".")[0] for s in SERVED}) == 1  # one order
+    # the seeds (not the synthetic record) and the candidates, each once, in one label order, one free token
+    assert sorted(texts) == sorted([*(r.input for r in seeds), UPBEAT.input, GLOOMY.input, SO_SO.input])
+    assert len({s.split("Allowed labels: ")[1].split(".")[0] for s in SERVED}) == 1
     SERVED.clear()
     LabelJudgeFilter(LabelJudgeConfig()).reject([UPBEAT], judge_ctx)
-    # the candidate and the answered calibration prompts come from the cache; the failed one is asked again
-    assert [s.rsplit("Text: ", 1)[1] for s in SERVED] == [""]
+    # the candidate and the answered seeds come from the cache; the seed the judge failed on is asked again
+    assert [s.rsplit("Text: ", 1)[1] for s in SERVED] == ["A seed the judge cannot read."]
 
 
-def test_a_calibrated_judge_divides_out_its_lean(judge_ctx: RunContext) -> None:
+def test_a_seed_calibrated_judge_divides_out_its_lean(judge_ctx: RunContext) -> None:
+    """A judge that calls positive seeds 0.95 positive but negative seeds only 0.55 negative leans
+    positive; fitted on the seeds, its 0.6-positive reading of "so-so" turns negative."""
+    assert isinstance(judge_ctx.judge, JudgeScript)
+    lean = {"seed-pos": {"positive": 0.95, "negative": 0.05}, "seed-neg": {"positive": 0.45, "negative": 0.55}}
+    judge_ctx.judge.config = judge_ctx.judge.config.model_copy(update={"labels": {**PROBS, **lean}})
+    judge_ctx.pool = [Record(input=f"seed-pos {i}", target="positive", origin="seed") for i in range(4)] + [
+        Record(input=f"seed-neg {i}", target="negative", origin="seed") for i in range(4)
+    ]
+    out = LabelJudgeFilter(LabelJudgeConfig()).reject([SO_SO, UPBEAT], judge_ctx)
+    assert set(out) == {SO_SO.id} and out[SO_SO.id].startswith("judge: label 'negative'")
+    assert LabelJudgeFilter(LabelJudgeConfig(calibration="none")).reject([SO_SO], judge_ctx) == {}
+
+
+def test_a_content_free_calibrated_judge_divides_out_its_lean(judge_ctx: RunContext) -> None:
     """The judge leans positive (4:1 on text with no content): "so-so" (0.6 raw) becomes negative."""
     assert isinstance(judge_ctx.judge, JudgeScript)
     lean = {"N/A": {"positive": 0.8, "negative": 0.2}, "[MASK]": {"positive": 0.8, "negative": 0.2}}
     judge_ctx.judge.config = judge_ctx.judge.config.model_copy(update={"labels": {**PROBS, **lean}})
-    so_so_positive = LabelJudgeFilter(LabelJudgeConfig()).reject([SO_SO], judge_ctx)
+    so_so_positive = LabelJudgeFilter(LabelJudgeConfig(calibration="content-free")).reject([SO_SO], judge_ctx)
     assert so_so_positive == {SO_SO.id: "judge: label 'negative' (p=0.73); intended 'positive' p=0.27, threshold 0.5"}
     raw = LabelJudgeFilter(LabelJudgeConfig(calibration="none")).reject([SO_SO], judge_ctx)
     assert raw == {}
@@ -404,12 +423,12 @@ def test_a_resume_after_a_crash_reuses_the_judges_samples(tmp_path: Path, script
     with pytest.raises(PluginError, match="crash after judging"):
         judged_run(tmp_path, filters=filters)
     run_dir = tmp_path / "runs" / "judged"
-    # one order for each of the 12 candidates, and the three content-free prompts of the calibration
-    assert asked(scripted) == 12 + 3 and not (run_dir / "rounds/0/metrics.json").exists()
+    # one order for each of the 12 candidates, and the run's 12 seeds for the calibration
+    assert asked(scripted) == 12 + 12 and not (run_dir / "rounds/0/metrics.json").exists()
     resume_run(build_engine([KIT]), run_dir, console=Console(quiet=True))
     assert len(scripted) == 2 and asked(scripted[1:]) == 0
     judge = read_metrics(run_dir, 0).usage["judge"]
-    assert (judge["samples_cached"], judge["samples_new"]) == (15, 0)
+    assert (judge["samples_cached"], judge["samples_new"]) == (24, 0)
     assert read_metrics(run_dir, 0).rejected == {"label-judge": 6}
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "completed"
 
@@ -535,8 +554,8 @@ def test_teacher_baseline_subset_and_orders(tmp_path: Path, scripted: list[Scrip
     run_dir = baseline_run(tmp_path, teacher_baseline={"max_examples": 5, "orders": 1})
     baseline = json.loads((run_dir / FILE).read_text())
     assert (baseline["n"], baseline["test_size"], baseline["orders"]) == (5, 20, 1)
-    assert (baseline["calibration"], baseline["first_token"]) == ("content-free", True)
-    assert asked(scripted) == 5 + 3  # and the three content-free prompts of the calibration
+    assert (baseline["calibration"], baseline["first_token"]) == ("seeds", True)
+    assert asked(scripted) == 5 + 12  # and the run's 12 seeds, for the calibration
     # the subset is fixed by the test split alone: another run picks the same examples
     again = baseline_run(tmp_path / "again", teacher_baseline={"max_examples": 5, "orders": 1})
     assert json.loads((again / FILE).read_text())["accuracy"] == baseline["accuracy"]

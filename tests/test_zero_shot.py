@@ -10,6 +10,7 @@ import pytest
 from distilforge.engine.api.toolkit.labelling import (
     CALIBRATION_KEY,
     LABEL_SYSTEM,
+    SEEDS_PER_LABEL,
     TOP_LOGPROBS,
     LabelVote,
     calibrate,
@@ -17,10 +18,12 @@ from distilforge.engine.api.toolkit.labelling import (
     content_free_prior,
     content_free_requests,
     final_number,
+    fitted_prior,
     label_distribution,
     label_orders,
     label_requests,
     same_number,
+    seed_requests,
     solve_request,
 )
 from distilforge.schemas import Completion
@@ -145,6 +148,34 @@ def test_content_free_calibration_removes_a_label_prior_with_one_order() -> None
     assert [calibrated[k].label for k in truth] == ["positive", "negative", "negative"]
     for key, p in truth.items():
         assert calibrated[key].probability("positive") == pytest.approx(p)
+
+
+def test_the_prior_fitted_on_seeds_removes_a_lean_that_content_free_inputs_would_miss() -> None:
+    """Three labels; the teacher thinks every text with no content is a "plot" (0.8) but its real lean,
+    on labelled texts, is towards "positive": the seeds see it, the content-free prior would not."""
+    labels = ["negative", "positive", "plot"]
+
+    def leaning(truth: str, strength: float = 0.6) -> dict[str, float]:
+        base = {label: (strength if label == truth else (1 - strength) / 2) for label in labels}
+        weights = {label: p * (3.0 if label == "positive" else 1.0) for label, p in base.items()}
+        return {label: w / sum(weights.values()) for label, w in weights.items()}
+
+    targets = [label for label in labels for _ in range(6)]
+    prior = fitted_prior([leaning(t) for t in targets], targets, labels)
+    assert prior is not None and max(prior, key=lambda k: prior[k]) == "positive"
+    fixed = [calibrate(leaning(t), prior) for t in targets]
+    assert all(max(d, key=lambda k: d[k]) == t for d, t in zip(fixed, targets, strict=True))
+    raw_negative = leaning("negative")
+    assert max(raw_negative, key=lambda k: raw_negative[k]) == "positive"  # the lean wins without the prior
+    assert fitted_prior([leaning("plot")], ["plot"], labels) is None  # one label: nothing to fit
+
+
+def test_seed_requests_take_the_first_seeds_per_label_by_id_and_key_them_for_calibration() -> None:
+    seeds = [(f"id{i:02d}", f"text {i}", "positive" if i % 2 else "negative") for i in range(80)]
+    requests, targets = seed_requests(seeds, LABELS, "Sentiment?", orders=1, first_token=True)
+    assert len(requests) == 2 * SEEDS_PER_LABEL and len(targets) == 2 * SEEDS_PER_LABEL
+    assert all(key.startswith(CALIBRATION_KEY) for key in targets)
+    assert targets[f"{CALIBRATION_KEY}id00"] == "negative" and f"{CALIBRATION_KEY}id79" not in targets
 
 
 def test_calibration_leaves_hard_answers_and_orders_without_a_prior_alone() -> None:
