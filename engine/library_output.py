@@ -41,6 +41,10 @@ def library_output_to(log_path: Path) -> Iterator[None]:
 
     if _writes_to_fd(python_stderr, 2):
         sys.stderr = real_stderr
+    # Hugging Face's loading bars write to sys.stderr, which stays on the console: switch them off
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
     warnings.showwarning = to_log
     os.dup2(log.fileno(), 2)
     try:

@@ -58,7 +58,10 @@ def sampling_progress(
         left = f", about {_clock(elapsed / done * (total - done))} left" if 0.1 * total <= done < total else ""
         share = f" ({100 * done / total:.0f}%)" if total else ""
         rate = state["tokens"] / elapsed
-        return f"{label}: {done}/{total} samples{share}, {rate:.0f} tok/s, {_clock(elapsed)} elapsed{left}"
+        return (
+            f"{label}: {done}/{total} samples{share}, {done / elapsed:.2f} samples/s, {rate:.0f} tok/s,"
+            f" {_clock(elapsed)} elapsed{left}"
+        )
 
     if console.is_terminal:
         bar = Progress(
