@@ -73,3 +73,34 @@ def test_serve_prints_the_teacher_block_generate_uses_it_and_ctrl_c_stops_it(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_serve_on_llamacpp_answers_openai_requests_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+    """The embedded SmolLM2's packaged GGUF behind llama.cpp's server (the backend of CPUs without AMX)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "distilforge.engine.cli", "serve", "smollm2-135m", "--backend", "llamacpp"]
+    cmd += ["--port", str(port), "--max-model-len", "512", "--parallel", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 120
+        while "  model: smollm2-135m" not in lines and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip("\n"))
+        start = lines.index("teacher:")
+        block = yaml.safe_load("\n".join(lines[start : start + 4]))
+        assert block["teacher"]["base_url"] == f"http://127.0.0.1:{port}/v1" and block["teacher"]["type"] == "openai"
+        body = {"model": "smollm2-135m", "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 8}
+        answer = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=60).json()
+        assert answer["choices"][0]["message"]["content"] and answer["usage"]["completion_tokens"] > 0
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=2.0)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
