@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from result_files import save_results
 from teacher_throughput import TOPICS  # also sets the offline environment
 
 from distilforge.engine.api.toolkit.labelling import (
@@ -146,12 +145,7 @@ def main() -> None:
         )
     print("\n".join(lines))
     if args.out:
-        command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        header = [f"# Backends on the same prompts, {time.strftime('%Y-%m-%d')}", "", f"`{command}`", ""]
-        Path(f"{args.out}.md").write_text("\n".join([*header, *lines, ""]), encoding="utf-8")
-        record = {"command": command, "machine": describe_cpu(), "rows": rows}
-        Path(f"{args.out}.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+        save_results(args.out, "Backends on the same prompts", lines, {"rows": rows})
 
 
 if __name__ == "__main__":

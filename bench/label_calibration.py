@@ -27,14 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shlex
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from result_files import save_results
 from teacher_throughput import cpu_model  # noqa: F401  (also sets the offline environment)
 
 from distilforge.engine.api.toolkit.labelling import (
@@ -225,12 +224,7 @@ def main() -> None:
         lines.append(f"| {t['order']} | {t['asked']} | {t['seconds']} | {rate} |")
     print("\n".join(lines))
     if args.out:
-        command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        header = [f"# Label reading, {time.strftime('%Y-%m-%d')}", "", f"`{command}`", ""]
-        Path(f"{args.out}.md").write_text("\n".join([*header, *lines, ""]), encoding="utf-8")
-        record = {"command": command, "machine": describe_cpu(), "rows": rows, "timings": timings, "prior": free}
-        Path(f"{args.out}.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+        save_results(args.out, "Label reading", lines, {"rows": rows, "timings": timings, "prior": free})
 
 
 if __name__ == "__main__":

@@ -24,15 +24,13 @@ path's accuracy on the texts it labelled are printed and, with ``--out``, writte
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from result_files import save_results
 from teacher_throughput import cpu_model  # noqa: F401  (also sets the offline environment)
 
 from distilforge.engine.api.context import RunContext
@@ -189,12 +187,7 @@ def main() -> None:
         lines.append(f"engine / before: {rate['engine'] / rate['before']:.2f}x (floor 2)")
     print("\n".join(lines))
     if args.out:
-        command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        header = [f"# Labelling cost, {time.strftime('%Y-%m-%d')}", "", f"`{command}`", ""]
-        Path(f"{args.out}.md").write_text("\n".join([*header, *lines, ""]), encoding="utf-8")
-        record = {"command": command, "machine": describe_cpu(), "rows": rows}
-        Path(f"{args.out}.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+        save_results(args.out, "Labelling cost", lines, {"rows": rows})
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +19,20 @@ from fixtures_models import require_vllm
 from distilforge.plugins.teachers.vllm_server import free_port
 
 pytestmark = pytest.mark.slow
+
+
+def teacher_block(proc: subprocess.Popen[str], model: str, wait_s: float) -> Any:
+    """The ``teacher:`` block ``serve`` prints once the server answers, parsed."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + wait_s
+    while f"  model: {model}" not in lines and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+    start = lines.index("teacher:")
+    return yaml.safe_load("\n".join(lines[start : start + 4]))
 
 
 def test_serve_prints_the_teacher_block_generate_uses_it_and_ctrl_c_stops_it(
@@ -30,16 +45,7 @@ def test_serve_prints_the_teacher_block_generate_uses_it_and_ctrl_c_stops_it(
     cmd += ["--name", "tiny", "--max-model-len", "512", "--kv-cache-gib", "1", "--log", str(log)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        deadline = time.monotonic() + 600
-        while "  model: tiny" not in lines and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line.rstrip("\n"))
-        start = lines.index("teacher:")
-        block = yaml.safe_load("\n".join(lines[start : start + 4]))
+        block = teacher_block(proc, "tiny", wait_s=600)
         assert block["teacher"] == {"type": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "model": "tiny"}
 
         config = tmp_path / "gen.yaml"
@@ -82,16 +88,7 @@ def test_serve_on_llamacpp_answers_openai_requests_and_ctrl_c_stops_it(tmp_path:
     cmd += ["--port", str(port), "--max-model-len", "512", "--parallel", "2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        deadline = time.monotonic() + 120
-        while "  model: smollm2-135m" not in lines and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line.rstrip("\n"))
-        start = lines.index("teacher:")
-        block = yaml.safe_load("\n".join(lines[start : start + 4]))
+        block = teacher_block(proc, "smollm2-135m", wait_s=120)
         assert block["teacher"]["base_url"] == f"http://127.0.0.1:{port}/v1" and block["teacher"]["type"] == "openai"
         body = {"model": "smollm2-135m", "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 8}
         answer = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=60).json()
