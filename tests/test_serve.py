@@ -35,6 +35,14 @@ def teacher_block(proc: subprocess.Popen[str], model: str, wait_s: float) -> Any
     return yaml.safe_load("\n".join(lines[start : start + 4]))
 
 
+def ctrl_c_stops(proc: subprocess.Popen[str], port: int) -> None:
+    """Ctrl-C ends ``serve`` with exit status 0, and nothing answers on its port any more."""
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=60) == 0
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=2.0)
+
+
 def test_serve_prints_the_teacher_block_generate_uses_it_and_ctrl_c_stops_it(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
@@ -71,10 +79,7 @@ def test_serve_prints_the_teacher_block_generate_uses_it_and_ctrl_c_stops_it(
         row = json.loads(out.read_text().splitlines()[0])
         assert row["topic"] == "greeting" and row["model"] == "openai:127.0.0.1/tiny" and row["completion_tokens"] > 0
 
-        os.killpg(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=60) == 0
-        with pytest.raises(httpx.HTTPError):
-            httpx.get(f"http://127.0.0.1:{port}/health", timeout=2.0)
+        ctrl_c_stops(proc, port)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -93,10 +98,7 @@ def test_serve_on_llamacpp_answers_openai_requests_and_ctrl_c_stops_it(tmp_path:
         body = {"model": "smollm2-135m", "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 8}
         answer = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=60).json()
         assert answer["choices"][0]["message"]["content"] and answer["usage"]["completion_tokens"] > 0
-        os.killpg(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=60) == 0
-        with pytest.raises(httpx.HTTPError):
-            httpx.get(f"http://127.0.0.1:{port}/health", timeout=2.0)
+        ctrl_c_stops(proc, port)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
